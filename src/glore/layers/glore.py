@@ -1,0 +1,355 @@
+"""The Global Reasoning unit (Chen et al., "Graph-Based Global Reasoning Networks", CVPR 2019).
+
+One class serves inputs with any number of spatial dims: the input (n, C, *spatial) is flattened to
+(n, C, L), the unit works there, and the output gets the input's shape back. See docs/unit.md for
+each equation of the paper next to the line that computes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .helpers import check_feature_input, check_positive_int
+
+__all__ = ["GloRe", "GraphConv", "glore_macs", "convert_official_state_dict", "fuse", "PRODUCT_ORDERS"]
+
+PRODUCT_ORDERS = ("auto", "direct", "reassociated")
+
+
+class GraphConv(nn.Module):
+    """Graph convolution over a fully connected graph of ``num_nodes`` nodes with ``num_state`` channels each.
+
+    Computes ``Z = W_g relu(V + V A_gᵀ + b_g)`` for node states ``V`` of shape (n, S, N): a node-wise
+    1D convolution (adjacency ``A_g`` with bias, plus the identity path) and a state-wise 1D convolution
+    ``W_g`` without bias. The paper writes the node-wise step as ``(I - A_g) V``; the sign is absorbed by
+    the learned ``A_g``.
+
+    Args:
+        num_state: S, the channels of each node state.
+        num_nodes: N, the number of nodes.
+        act_layer: the nonlinearity between the two convolutions.
+    """
+
+    def __init__(self, num_state: int, num_nodes: int, *, act_layer: Callable[[], nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        num_state = check_positive_int("num_state", num_state)
+        num_nodes = check_positive_int("num_nodes", num_nodes)
+        self.num_state = num_state
+        self.num_nodes = num_nodes
+        # A_g and its bias: mixes the N nodes, shared by every state channel.
+        self.node_conv = nn.Conv1d(num_nodes, num_nodes, kernel_size=1)
+        self.act = act_layer()
+        # W_g: mixes the S state channels, shared by every node. An nn.Identity after GloRe.fuse().
+        self.state_conv: nn.Module = nn.Conv1d(num_state, num_state, kernel_size=1, bias=False)
+
+    def relate(self, v: torch.Tensor) -> torch.Tensor:
+        """Return ``relu(V + V A_gᵀ + b_g)``, the node-wise step and the nonlinearity, of shape (n, S, N)."""
+        adjacency = self.node_conv.weight.squeeze(-1)  # (N, N)
+        # (n, S, N) x (N, N)ᵀ -> (n, S, N); the bias b_g is per node, so it broadcasts over the last dim.
+        h = torch.matmul(v, adjacency.t()) + self.node_conv.bias + v
+        return self.act(h)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """Args: v: node states of shape (n, S, N). Returns: the new node states, (n, S, N)."""
+        # (S, S) x (n, S, N) -> (n, S, N)
+        return self.state_conv(self.relate(v))
+
+
+def glore_macs(
+    input_shape: Sequence[int],
+    num_nodes: int,
+    num_state: int,
+    *,
+    gcn_layers: int = 1,
+) -> dict[str, int]:
+    """Multiply-adds of one GloRe unit's matrix products in each product order.
+
+    Counts every product of the unit (the two input 1x1 convs, projection, graph convolution, reverse
+    projection, extend conv); biases, the nonlinearity, normalisation and the residual add are
+    elementwise and left out, as in the paper's GFLOPs.
+
+    Args:
+        input_shape: (n, C, *spatial) of the unit's input.
+        num_nodes: N.
+        num_state: S.
+        gcn_layers: the number of stacked graph convolutions.
+
+    Returns:
+        ``{"direct": ..., "reassociated": ...}``, multiply-adds for the whole batch.
+    """
+    if len(input_shape) < 3:
+        raise ValueError(
+            f"input_shape must be (n, C, *spatial) with at least one spatial dim, got {tuple(input_shape)}"
+        )
+    n, c = int(input_shape[0]), int(input_shape[1])
+    length = math.prod(int(s) for s in input_shape[2:])
+    s, k = num_state, num_nodes
+    graph = gcn_layers * (k * k * s + s * s * k)
+    projection = k * c * length  # B = W_b X, needed by both orders
+    direct = projection + length * (s * c + s * k + s * k + c * s) + graph
+    reassociated = projection + length * (c * k + c * k) + k * (s * c + c * s) + graph
+    return {"direct": n * direct, "reassociated": n * reassociated}
+
+
+class GloRe(nn.Module):
+    """Global Reasoning unit: project to a graph of N nodes, reason with a graph convolution, project back.
+
+    ``out = X + BN(W_e (Z B))`` with ``B = W_b X + b_b`` (N soft masks over the L positions),
+    ``V = (W_s X + b_s) Bᵀ`` (times 1/L when ``normalize``) and ``Z = GCN(V)``. The output norm's weight
+    starts at zero, so a new unit is exactly the identity and can be inserted anywhere in a trained network.
+
+    Args:
+        channels: C, the input and output channels.
+        num_nodes: N, the number of graph nodes; defaults to C/4 (the official ``num_mid``).
+        num_state: S, the channels of each node state; defaults to C/2 (2N in the official code).
+        normalize: scale the node states by 1/L so their size does not depend on the input's size
+            (wanted when it changes between training and test); ``False`` reproduces the official unit.
+        gcn_layers: how many graph convolutions to stack.
+        zero_init: start the output norm's weight at zero, so the unit starts as the identity.
+        order: ``"direct"`` computes ``(W_s X) Bᵀ`` and ``W_e (Z B)`` as the official code does,
+            ``"reassociated"`` computes ``W_s (X Bᵀ)`` and ``(W_e Z) B``, ``"auto"`` picks per call
+            whichever costs fewer multiply-adds for the input's shape.
+        norm_layer: normalisation class for the (n, C, L) branch output; BatchNorm1d with eps 1e-4 as
+            in the official unit by default.
+        act_layer: the nonlinearity inside the graph convolution.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_nodes: int | None = None,
+        num_state: int | None = None,
+        *,
+        normalize: bool = True,
+        gcn_layers: int = 1,
+        zero_init: bool = True,
+        order: str = "auto",
+        norm_layer: Callable[[int], nn.Module] | None = None,
+        act_layer: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        channels = check_positive_int("channels", channels)
+        if num_nodes is None:
+            num_nodes = max(1, channels // 4)
+        if num_state is None:
+            num_state = max(1, channels // 2)
+        self.channels = channels
+        self.num_nodes = check_positive_int("num_nodes", num_nodes)
+        self.num_state = check_positive_int("num_state", num_state)
+        self.gcn_layers = check_positive_int("gcn_layers", gcn_layers)
+        if order not in PRODUCT_ORDERS:
+            raise ValueError(f"order must be one of {PRODUCT_ORDERS}, got {order!r}")
+        self.order = order
+        self.normalize = bool(normalize)
+        self.zero_init = bool(zero_init)
+        self.fused = False
+        norm_layer = norm_layer or partial(nn.BatchNorm1d, eps=1e-4)
+
+        # W_s, b_s: reduce C -> S state channels.
+        self.conv_state = nn.Conv1d(channels, self.num_state, kernel_size=1)
+        # W_b, b_b: N projection maps over the L positions.
+        self.conv_proj = nn.Conv1d(channels, self.num_nodes, kernel_size=1)
+        self.gcn = nn.Sequential(
+            *[GraphConv(self.num_state, self.num_nodes, act_layer=act_layer) for _ in range(self.gcn_layers)]
+        )
+        # W_e: extend S -> C. Gets the folded norm as its bias after fuse().
+        self.conv_extend = nn.Conv1d(self.num_state, channels, kernel_size=1, bias=False)
+        self.norm: nn.Module = norm_layer(channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter; with ``zero_init`` the output norm's weight is zero (the unit is the identity)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        if self.zero_init:
+            weight = getattr(self.norm, "weight", None)
+            target = weight if isinstance(weight, torch.Tensor) else self.conv_extend.weight
+            nn.init.zeros_(target)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, num_nodes={self.num_nodes}, num_state={self.num_state}, "
+            f"normalize={self.normalize}, order={self.order!r}, fused={self.fused}"
+        )
+
+    def macs(self, input_shape: Sequence[int]) -> dict[str, int]:
+        """Multiply-adds of each product order for an input of ``input_shape`` (see :func:`glore_macs`)."""
+        return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers)
+
+    def resolve_order(self, input_shape: Sequence[int]) -> str:
+        """The product order used for an input of ``input_shape``: ``order`` itself unless it is ``"auto"``."""
+        if self.order != "auto":
+            return self.order
+        counts = self.macs(input_shape)
+        return "reassociated" if counts["reassociated"] < counts["direct"] else "direct"
+
+    def _project(self, x_flat: torch.Tensor) -> torch.Tensor:
+        # (N, C) x (n, C, L) + b_b -> (n, N, L)
+        return self.conv_proj(x_flat)
+
+    def projection(self, x: torch.Tensor) -> torch.Tensor:
+        """The N projection maps ``B = W_b X + b_b``, shaped like the input: (n, N, *spatial)."""
+        check_feature_input(type(self).__name__, x, self.channels)
+        n = x.shape[0]
+        # (n, C, *spatial) -> (n, C, L) -> (n, N, L) -> (n, N, *spatial)
+        return self._project(x.flatten(2)).reshape(n, self.num_nodes, *x.shape[2:])
+
+    def interaction(self, x_flat: torch.Tensor, proj: torch.Tensor, order: str) -> torch.Tensor:
+        """Node states ``V = (W_s X + b_s) Bᵀ`` (over L when ``normalize``) for a flat input, (n, S, N)."""
+        if order == "direct":
+            # (S, C) x (n, C, L) + b_s -> (n, S, L)
+            state = self.conv_state(x_flat)
+            # (n, S, L) x (n, L, N) -> (n, S, N)
+            nodes = torch.bmm(state, proj.transpose(1, 2))
+        else:
+            # (n, C, L) x (n, L, N) -> (n, C, N)
+            pooled = torch.bmm(x_flat, proj.transpose(1, 2))
+            # (S, C) x (n, C, N) -> (n, S, N); the bias b_s enters through the column sums of B:
+            # (b_s 1ᵀ) Bᵀ = b_s (B 1)ᵀ, (S, 1) x (n, 1, N) -> (n, S, N).
+            nodes = F.conv1d(pooled, self.conv_state.weight)
+            if self.conv_state.bias is not None:
+                nodes = nodes + self.conv_state.bias[:, None] * proj.sum(-1).unsqueeze(1)
+        if self.normalize:
+            nodes = nodes * (1.0 / x_flat.shape[-1])
+        return nodes
+
+    def _residual(self, x_flat: torch.Tensor) -> torch.Tensor:
+        n, c, length = x_flat.shape
+        order = self.resolve_order(x_flat.shape)
+        proj = self._project(x_flat)  # (n, N, L)
+        nodes = self.interaction(x_flat, proj, order)  # (n, S, N)
+        relations = self.gcn(nodes)  # (n, S, N)
+        if order == "direct":
+            # (n, S, N) x (n, N, L) -> (n, S, L), then (C, S) x (n, S, L) -> (n, C, L)
+            return self.norm(self.conv_extend(torch.bmm(relations, proj)))
+        # (C, S) x (n, S, N) -> (n, C, N), then (n, C, N) x (n, N, L) -> (n, C, L)
+        extended = F.conv1d(relations, self.conv_extend.weight)
+        out = torch.bmm(extended, proj)
+        if self.conv_extend.bias is not None:
+            out = out + self.conv_extend.bias[:, None]
+        return self.norm(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x: (n, C, *spatial), any number >= 1 of spatial dims. Returns: the same shape."""
+        check_feature_input(type(self).__name__, x, self.channels)
+        n, c = x.shape[:2]
+        x_flat = x.flatten(2)  # (n, C, *spatial) -> (n, C, L); a view, also for channels_last input
+        out = x_flat + self._residual(x_flat)
+        return out.reshape(n, c, *x.shape[2:])  # (n, C, L) -> (n, C, *spatial)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """What the unit adds to its input, ``BN(W_e Y)``, shaped like the input."""
+        check_feature_input(type(self).__name__, x, self.channels)
+        return self._residual(x.flatten(2)).reshape(x.shape)
+
+    @torch.no_grad()
+    def fuse(self) -> GloRe:
+        """Fold the eval-mode output norm and the last state-wise GCN weight W_g into the extend conv.
+
+        ``BN(W_e W_g R) = (diag(g) W_e W_g) R + (beta - g mu)`` with ``g = gamma / sqrt(var + eps)``: no
+        nonlinearity separates W_g, W_e and an eval-mode BatchNorm, so one (C, S) matrix and a bias replace
+        them and deployment skips S*S*N multiply-adds per sample and a pass over the output. Inference only.
+
+        Returns:
+            self, fused in place.
+
+        Raises:
+            RuntimeError: the unit is in training mode, or its norm is not a BatchNorm with running statistics.
+        """
+        if self.fused:
+            return self
+        if self.training:
+            raise RuntimeError("GloRe.fuse() folds eval-mode statistics: call model.eval() first")
+        norm = self.norm
+        if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.running_var is None:
+            raise RuntimeError(
+                f"GloRe.fuse() needs a BatchNorm with running statistics as norm, got {type(norm).__name__}"
+            )
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        shift = -norm.running_mean * scale
+        if norm.weight is not None:
+            scale = scale * norm.weight
+            shift = shift * norm.weight + norm.bias
+        last = self.gcn[-1]
+        # (C, S) x (S, S) -> (C, S), rows scaled by the norm
+        weight = self.conv_extend.weight.squeeze(-1) @ last.state_conv.weight.squeeze(-1)
+        fused = nn.Conv1d(self.num_state, self.channels, kernel_size=1, bias=True).to(weight)
+        fused.weight.copy_((scale[:, None] * weight).unsqueeze(-1))
+        fused.bias.copy_(shift)
+        self.conv_extend = fused
+        last.state_conv = nn.Identity()
+        self.norm = nn.Identity()
+        self.fused = True
+        return self
+
+
+def fuse(model: nn.Module) -> nn.Module:
+    """Fuse every GloRe unit of ``model`` for inference (see :meth:`GloRe.fuse`); the model must be in eval mode.
+
+    Returns:
+        ``model``, changed in place.
+    """
+    for module in model.modules():
+        if isinstance(module, GloRe):
+            module.fuse()
+    return model
+
+
+# Official GloRe_Unit keys (facebookresearch/GloRe, network/global_reasoning_unit.py) -> glore keys.
+_OFFICIAL_KEYS = {
+    "conv_state.": "conv_state.",
+    "conv_proj.": "conv_proj.",
+    "gcn.conv1.": "gcn.0.node_conv.",
+    "gcn.conv2.": "gcn.0.state_conv.",
+    "conv_extend.": "conv_extend.",
+    "blocker.": "norm.",
+}
+
+
+def convert_official_state_dict(
+    state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
+) -> dict[str, torch.Tensor]:
+    """Convert the state dict of an official ``GloRe_Unit`` (1D, 2D or 3D) for ``GloRe(C, normalize=False)``.
+
+    Keys ``conv_state``, ``conv_proj``, ``gcn.conv1``, ``gcn.conv2``, ``conv_extend`` and ``blocker`` are
+    renamed, and the 1x1(x1) convolution kernels are reshaped to (out, in, 1). Keys with a prefix (a unit
+    inside a network, ``layer3.1.glore.conv_state.weight``) keep it. The official unit has N = ``num_mid``
+    nodes and S = 2 ``num_mid`` state channels: build ``GloRe(num_in, num_mid, 2 * num_mid, normalize=False)``.
+
+    Args:
+        state_dict: the official unit's (or a network's) state dict.
+        strict: raise on a key that belongs to no official unit; with ``False`` such keys (the rest of a
+            network) pass through unchanged.
+
+    Returns:
+        A new state dict with glore's names and shapes.
+
+    Raises:
+        KeyError: with ``strict``, a key belongs to no official unit.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for official, ours in _OFFICIAL_KEYS.items():
+            head, sep, tail = key.rpartition(official)
+            if sep and (head == "" or head.endswith(".")):
+                new_key = head + ours + tail
+                break
+        else:
+            if not strict:
+                converted[key] = value
+                continue
+            raise KeyError(
+                f"state_dict key {key!r} is not a key of an official GloRe_Unit ({', '.join(_OFFICIAL_KEYS)})"
+            )
+        if tail == "weight" and ours != "norm." and value.dim() > 2:
+            # (out, in, 1[, 1[, 1]]) -> (out, in, 1)
+            value = value.reshape(value.shape[0], value.shape[1], 1)
+        converted[new_key] = value
+    return converted

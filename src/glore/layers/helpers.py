@@ -1,0 +1,80 @@
+"""Small helpers shared by the layers: argument checks and width arithmetic."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+__all__ = ["make_divisible", "check_positive_int", "check_feature_input"]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never dropping more than 10%.
+
+    Args:
+        value: the width to round.
+        divisor: the multiple to round to.
+        min_value: the smallest width returned (defaults to ``divisor``).
+        round_limit: if rounding down loses more than ``1 - round_limit`` of ``value``, round up instead.
+
+    Returns:
+        The rounded width.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < round_limit * value:
+        new_value += divisor
+    return new_value
+
+
+def check_positive_int(name: str, value: object, *, allow_none: bool = False) -> int | None:
+    """Return ``value`` as an int if it is a positive integer, else raise naming ``name``.
+
+    Args:
+        name: the argument's name, used in the error message.
+        value: what the caller passed.
+        allow_none: accept ``None`` (returned unchanged).
+
+    Raises:
+        TypeError: ``value`` is not an integer (bools and floats are refused).
+        ValueError: ``value`` is an integer below 1.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        expected = "a positive integer or None" if allow_none else "a positive integer"
+        raise TypeError(f"{name} must be {expected}, got {value!r} of type {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def check_feature_input(module_name: str, x: object, channels: int) -> None:
+    """Check that ``x`` is a floating tensor of shape (n, channels, *spatial) with at least one spatial dim.
+
+    Args:
+        module_name: the module's class name, used in the error message.
+        x: the forward input.
+        channels: the channel count the module was built for.
+
+    Raises:
+        TypeError: ``x`` is not a tensor or not floating point.
+        ValueError: ``x`` has fewer than 3 dims or the wrong channel count.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{module_name} input x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{module_name} input x must be a floating-point tensor (float32, float16, bfloat16, float64), got {x.dtype}"
+        )
+    if x.dim() < 3:
+        raise ValueError(
+            f"{module_name} input x must have shape (n, {channels}, *spatial) with at least one spatial dim, "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{module_name} input x must have {channels} channels (shape (n, {channels}, *spatial)), "
+            f"got {x.shape[1]} channels in shape {tuple(x.shape)}"
+        )
