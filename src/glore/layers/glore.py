@@ -164,7 +164,7 @@ class GloRe(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-initialise every parameter; with ``zero_init`` the output norm's weight is zero (the unit is the identity)."""
+        """Re-initialise every parameter; with ``zero_init`` the output norm weight is zero (identity unit)."""
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()

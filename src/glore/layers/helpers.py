@@ -66,7 +66,8 @@ def check_feature_input(module_name: str, x: object, channels: int) -> None:
         raise TypeError(f"{module_name} input x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
-            f"{module_name} input x must be a floating-point tensor (float32, float16, bfloat16, float64), got {x.dtype}"
+            f"{module_name} input x must be a floating-point tensor (float16, bfloat16, float32 or float64), "
+            f"got {x.dtype}"
         )
     if x.dim() < 3:
         raise ValueError(
