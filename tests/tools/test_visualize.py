@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from glore.layers import GloRe
+from glore.tools.visualize import assignment_map, glore_units, render_unit_figure, unit_views, visualize_model
+
+
+def quadrant_input(channels: int = 8, size: int = 8) -> torch.Tensor:
+    """Channel k (k < 4) is 1 in quadrant k and 0 elsewhere; other channels are 0."""
+    x = torch.zeros(1, channels, size, size)
+    half = size // 2
+    for k, (rows, cols) in enumerate(
+        [
+            (slice(0, half), slice(0, half)),
+            (slice(0, half), slice(half, None)),
+            (slice(half, None), slice(0, half)),
+            (slice(half, None), slice(half, None)),
+        ]
+    ):
+        x[0, k, rows, cols] = 1.0
+    return x
+
+
+def quadrant_layout(size: int = 8) -> torch.Tensor:
+    half = size // 2
+    layout = torch.zeros(size, size, dtype=torch.long)
+    layout[:half, half:] = 1
+    layout[half:, :half] = 2
+    layout[half:, half:] = 3
+    return layout
+
+
+def test_assignment_map_recovers_hand_set_regions():
+    unit = GloRe(8, num_nodes=4, num_state=4)
+    with torch.no_grad():
+        unit.conv_proj.weight.zero_()
+        unit.conv_proj.bias.zero_()
+        for k in range(4):
+            unit.conv_proj.weight[k, k, 0] = 5.0  # node k reads channel k: it dominates quadrant k
+    model = nn.Sequential(nn.Identity(), unit)
+    views = unit_views(model, quadrant_input())
+    ((name, view),) = views.items()
+    assert name == "1"
+    assert np.array_equal(view.assignment[0], quadrant_layout().numpy())
+    assert torch.equal(assignment_map(unit.projection(quadrant_input()))[0], quadrant_layout())
+    # every node holds a quarter of the positions with weight 5
+    assert np.allclose(view.node_mass[0], 5.0 * 16)
+
+
+def test_residual_ratio_is_zero_for_fresh_unit_and_positive_after_training_signal():
+    unit = GloRe(32)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), unit)
+    images = torch.randn(2, 3, 12, 12)
+    view = unit_views(model, images)["1"]
+    assert view.residual_ratio.shape == (2, 12, 12)
+    assert np.all(view.residual_ratio == 0)
+    nn.init.constant_(unit.norm.weight, 1.0)
+    nn.init.constant_(unit.gcn[0].node_conv.bias, 1.0)  # keep every node alive after the ReLU
+    view = unit_views(model, images)["1"]
+    assert np.all(view.residual_ratio > 0)
+
+
+def test_views_shapes_and_adjacency():
+    unit = GloRe(16, num_nodes=6, num_state=8)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), unit)
+    view = unit_views(model, torch.randn(3, 3, 16, 16))["1"]
+    assert view.projection.shape == (3, 6, 8, 8)
+    assert view.assignment.shape == (3, 8, 8)
+    assert view.assignment.max() < 6
+    assert np.array_equal(view.adjacency, unit.gcn[0].node_conv.weight.detach()[:, :, 0].numpy())
+    order = view.node_order(0)
+    assert sorted(order.tolist()) == list(range(6))
+    assert np.all(np.diff(view.node_mass[0][order]) <= 0)
+
+
+def test_model_without_units_and_unknown_unit_are_refused():
+    with pytest.raises(ValueError, match="no GloRe units"):
+        unit_views(nn.Conv2d(3, 4, 1), torch.randn(1, 3, 4, 4))
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), GloRe(8))
+    assert [name for name, _ in glore_units(model)] == ["1"]
+    with pytest.raises(ValueError, match="unit must name one of"):
+        unit_views(model, torch.randn(1, 3, 4, 4), unit="layer9.glore1")
+
+
+def test_figure_png_has_the_requested_pixel_size(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), GloRe(16))
+    nn.init.constant_(model[1].norm.weight, 0.5)
+    images = torch.randn(2, 3, 32, 32)
+    paths = visualize_model(model, images, tmp_path, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), max_nodes=4)
+    assert [p.name for p in paths] == ["image0_1.png", "image1_1.png"]
+    for path in paths:
+        with Image.open(path) as png:
+            assert png.format == "PNG"
+            assert png.size == (1600, 900)
+    view = unit_views(model, images)["1"]
+    small = render_unit_figure(np.zeros((32, 32, 3)), view, 0, "1", tmp_path / "small.png", dpi=50, figsize=(8, 4))
+    with Image.open(small) as png:
+        assert png.size == (400, 200)
