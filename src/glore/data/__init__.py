@@ -1,0 +1,126 @@
+"""Datasets, transforms and batching.
+
+``create_dataset(name, root, split, transform=..., on_error=...)`` builds any of the datasets below; use
+``collate`` as every DataLoader's ``collate_fn``.
+
+=============  ===============================================================  ==============================
+name           layout                                                           splits
+=============  ===============================================================  ==============================
+cub200         CUB-200-2011 as distributed (``images.txt`` ... ``images/``)       train, test (val = test)
+imagefolder    ``root/<split>/<class>/<image>``                                 train, val, test
+cifar10        ``cifar-10-batches-py`` pickle batches                           train, test (val = test)
+cifar100       ``cifar-100-python`` pickle batches, fine labels                 train, test (val = test)
+relational     generated, no files (see ``glore.data.synthetic``)               train, val, test
+=============  ===============================================================  ==============================
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ._base import Batch, ImageListDataset, ImageReadError, Transform, check_on_error, collate
+from .cifar import CIFAR10, CIFAR100
+from .cub import CUB200
+from .folder import ImageFolder
+from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+
+__all__ = [
+    "create_dataset",
+    "list_datasets",
+    "collate",
+    "Batch",
+    "build_transform",
+    "ImageListDataset",
+    "ImageReadError",
+    "CUB200",
+    "ImageFolder",
+    "CIFAR10",
+    "CIFAR100",
+    "RelationalDataset",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RELATIONAL_MEAN",
+    "RELATIONAL_STD",
+]
+
+_DATASETS: dict[str, Callable[..., Dataset]] = {
+    "cub200": CUB200,
+    "imagefolder": ImageFolder,
+    "cifar10": CIFAR10,
+    "cifar100": CIFAR100,
+    "relational": RelationalDataset,
+}
+
+# Datasets that need no files on disk.
+_BUILT_IN = {"relational"}
+
+
+def list_datasets() -> list[str]:
+    """The names ``create_dataset`` accepts, sorted."""
+    return sorted(_DATASETS)
+
+
+def _extra_arguments(cls: Callable[..., Dataset]) -> list[str]:
+    """The dataset-specific keyword arguments of ``cls`` (those beyond root, split, transform, on_error)."""
+    common = {"self", "root", "split", "transform", "on_error"}
+    return [name for name in inspect.signature(cls).parameters if name not in common]
+
+
+def create_dataset(
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    *,
+    transform: Transform | None = None,
+    on_error: str = "raise",
+    **kwargs: Any,
+) -> Dataset:
+    """Build a dataset by name.
+
+    Every dataset has ``num_classes`` and ``classes`` (names) and returns ``(image, target)``: a float tensor
+    (C, H, W) after ``transform`` and an int. Files are read with Pillow in ``__getitem__``, so in the DataLoader's
+    workers.
+
+    Args:
+        name: one of ``list_datasets()``: "cub200", "imagefolder", "cifar10", "cifar100", "relational".
+        root: the dataset's folder; not used by "relational".
+        split: "train", "val" or "test"; for cub200 and CIFAR, which only have a test split, "val" means "test".
+        transform: callable applied to each RGB PIL image (``glore.data.build_transform``); None converts to a
+            float tensor in [0, 1] without resizing. For "relational", which makes normalised tensors itself,
+            it is applied to the tensor and must keep the label.
+        on_error: "raise" (an unreadable image raises an ``OSError`` naming the file) or "skip" (a warning naming
+            the file is logged, the sample is returned as None, and ``collate`` drops it and counts it in
+            ``Batch.skipped``).
+        **kwargs: dataset-specific options: cub200 ``crop_to_bbox``; imagefolder ``extensions``; relational
+            ``num_samples``, ``image_size``, ``seed``, ``num_shapes``, ``num_distractors``, ``object_size``,
+            ``min_distance``, ``noise``.
+
+    Returns:
+        The dataset.
+
+    Raises:
+        ValueError: unknown ``name``, ``split`` or ``on_error``, or a missing ``root``.
+        TypeError: a keyword argument the dataset does not take.
+        FileNotFoundError: ``root`` is not a directory or lacks the dataset's files.
+    """
+    if not isinstance(name, str) or name.lower() not in _DATASETS:
+        raise ValueError(f"name must be one of {list_datasets()}, got {name!r}")
+    name = name.lower()
+    check_on_error(on_error)
+    cls = _DATASETS[name]
+    allowed = _extra_arguments(cls)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        valid = ", ".join(allowed) if allowed else "none"
+        raise TypeError(f"create_dataset({name!r}) got unexpected keyword argument(s) {unknown}; valid: {valid}")
+    if name in _BUILT_IN:
+        if root is not None:
+            raise ValueError(f"root must be None for {name!r}, which generates its images; got {root!r}")
+        return cls(split, transform=transform, on_error=on_error, **kwargs)
+    return cls(root, split, transform=transform, on_error=on_error, **kwargs)
