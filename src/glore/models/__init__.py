@@ -1,0 +1,20 @@
+"""The networks of the paper, with GloRe units anywhere: registry, builders, attach and weights."""
+
+from . import resnet  # noqa: F401  (registers the ResNet family)
+from ._builder import STAGES, GloreNet, Stage, create_model, load_pretrained, parse_glore_spec, unit_positions
+from ._registry import is_model, list_models, register_model
+from .resnet import ResNet
+
+__all__ = [
+    "STAGES",
+    "GloreNet",
+    "ResNet",
+    "Stage",
+    "create_model",
+    "is_model",
+    "list_models",
+    "load_pretrained",
+    "parse_glore_spec",
+    "register_model",
+    "unit_positions",
+]

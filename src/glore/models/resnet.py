@@ -1,0 +1,480 @@
+"""ResNets (He et al. 2016): torchvision's v1.5, the pre-activation variant, SE-ResNets and ResNeXts, with GloRe.
+
+The default network is torchvision's post-activation ResNet v1.5 (stride in the 3x3 convolution) with its
+state-dict names (``conv1``, ``bn1``, ``layer1..4``, ``fc``, ``downsample.0/.1``), so its checkpoints load.
+``preact=True`` builds the pre-activation ResNet (He et al., "Identity Mappings in Deep Residual Networks") that
+the paper's MXNet models use: BN-ReLU before each convolution, a projection shortcut on the pre-activated input,
+and a final BN-ReLU before pooling.
+
+GloRe units go after the blocks named by the insertion spec (see ``_builder.parse_glore_spec``)::
+
+    stem -> layer1 (res2) -> layer2 (res3) -> layer3 (res4) -> layer4 (res5) -> pool -> fc
+                             [0, glore1, 1, 2, glore2, 3]     [0, glore1, 1, 2, glore2, 3, 4, glore3, 5]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..layers import GloRe, SqueezeExcite
+from ._builder import STAGE_MODULES, STAGES, GloreNet, GloreSpec, Stage, check_glore_args, parse_glore_spec
+from ._registry import register_model
+
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck"]
+
+
+def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1, no bias."""
+    return nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias."""
+    return nn.Conv2d(in_chs, out_chs, kernel_size=1, stride=stride, bias=False)
+
+
+def _se(channels: int, se_ratio: float | None) -> nn.Module | None:
+    return SqueezeExcite(channels, rd_ratio=se_ratio) if se_ratio else None
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (post-activation, torchvision's names).
+
+    Args:
+        in_chs: input channels.
+        planes: output channels.
+        stride: stride of the first convolution.
+        downsample: the projection shortcut, when shape changes.
+        groups: must be 1.
+        base_width: must be 64.
+        se_ratio: squeeze-excite bottleneck ratio, None for no SE.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        se_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
+        self.conv1 = conv3x3(in_chs, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.se = _se(planes, se_ratio)
+        self.downsample = downsample
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN weight so the residual branch starts at zero."""
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided, grouped), 1x1 expand, with a shortcut (post-activation, torchvision's names).
+
+    Args:
+        in_chs: input channels.
+        planes: the bottleneck's base width; the output has ``planes * 4`` channels.
+        stride: stride of the 3x3 convolution (ResNet v1.5).
+        downsample: the projection shortcut, when shape changes.
+        groups: groups of the 3x3 convolution (ResNeXt's cardinality).
+        base_width: width per group; the 3x3 has ``int(planes * base_width / 64) * groups`` channels.
+        se_ratio: squeeze-excite bottleneck ratio, None for no SE.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        se_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        out_chs = planes * self.expansion
+        self.conv1 = conv1x1(in_chs, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_chs)
+        self.bn3 = nn.BatchNorm2d(out_chs)
+        self.relu = nn.ReLU(inplace=True)
+        self.se = _se(out_chs, se_ratio)
+        self.downsample = downsample
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN weight so the residual branch starts at zero."""
+        nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
+        return self.relu(out + identity)
+
+
+class PreActBasicBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv3x3 twice; the shortcut projects the pre-activated input.
+
+    Args: as :class:`BasicBlock`.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        se_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
+        self.bn1 = nn.BatchNorm2d(in_chs)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = conv3x3(in_chs, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.se = _se(planes, se_ratio)
+        self.downsample = downsample
+
+    def zero_init_last(self) -> None:
+        """Zero the last convolution so the residual branch starts at zero (no BN follows it)."""
+        nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        if self.se is not None:
+            out = self.se(out)
+        return out + identity
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck: BN-ReLU-conv1x1, BN-ReLU-conv3x3 (strided, grouped), BN-ReLU-conv1x1.
+
+    Args: as :class:`Bottleneck`.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        se_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        out_chs = planes * self.expansion
+        self.bn1 = nn.BatchNorm2d(in_chs)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = conv1x1(in_chs, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride, groups)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_chs)
+        self.se = _se(out_chs, se_ratio)
+        self.downsample = downsample
+
+    def zero_init_last(self) -> None:
+        """Zero the last convolution so the residual branch starts at zero (no BN follows it)."""
+        nn.init.zeros_(self.conv3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        if self.se is not None:
+            out = self.se(out)
+        return out + identity
+
+
+_BLOCKS = {
+    ("basic", False): BasicBlock,
+    ("bottleneck", False): Bottleneck,
+    ("basic", True): PreActBasicBlock,
+    ("bottleneck", True): PreActBottleneck,
+}
+
+
+def _four(name: str, value: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 4:
+        raise ValueError(f"ResNet: {name} must be 4 positive ints, one per stage (res2..res5), got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ValueError(f"ResNet: {name} must be 4 positive ints, one per stage (res2..res5), got {value!r}")
+    return tuple(value)
+
+
+class ResNet(nn.Module, GloreNet):
+    """ResNet / SE-ResNet / ResNeXt, post- or pre-activation, with GloRe units after chosen blocks.
+
+    Args:
+        block: ``"basic"`` (two 3x3) or ``"bottleneck"`` (1x1-3x3-1x1, 4x expansion).
+        depths: blocks per stage, res2..res5 (ResNet-50: (3, 4, 6, 3)).
+        widths: base width per stage (torchvision's ``planes``); stage outputs are ``widths * expansion``.
+        num_classes: classifier outputs; 0 leaves the classifier out.
+        in_chans: input channels.
+        stem_width: channels of the stem convolution.
+        stem_kernel: kernel size of the stem convolution (7 in ImageNet ResNets, 3 for small images).
+        stem_stride: stride of the stem convolution.
+        stem_pool: use the stem's 3x3 stride-2 max-pool.
+        groups: groups of each bottleneck's 3x3 convolution (ResNeXt cardinality).
+        width_per_group: width of each group (ResNeXt 32x4d: 4).
+        preact: build the pre-activation variant (the paper's MXNet networks) instead of torchvision's.
+        se_ratio: put a squeeze-excite gate of this bottleneck ratio in every block (SE-ResNet: 1/16).
+        zero_init_residual: zero each block's last norm (or, pre-activation, its last conv) at init.
+        drop_rate: dropout before the classifier.
+        glore: the insertion spec of GloRe units (``"res3:2,res4:3"``, ``{"res4": [1, 3, 5]}``).
+        glore_args: the units' options (``num_nodes``, ``num_state``, ``normalize``, ``gcn_layers``, ``order``).
+    """
+
+    def __init__(
+        self,
+        *,
+        block: str = "bottleneck",
+        depths: Sequence[int] = (3, 4, 6, 3),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        # Stem configs.
+        stem_width: int = 64,
+        stem_kernel: int = 7,
+        stem_stride: int = 2,
+        stem_pool: bool = True,
+        # Block configs.
+        groups: int = 1,
+        width_per_group: int = 64,
+        preact: bool = False,
+        se_ratio: float | None = None,
+        zero_init_residual: bool = False,
+        # Head configs.
+        drop_rate: float = 0.0,
+        # GloRe configs.
+        glore: GloreSpec = None,
+        glore_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if block not in ("basic", "bottleneck"):
+            raise ValueError(f"ResNet: block must be 'basic' or 'bottleneck', got {block!r}")
+        depths = _four("depths", depths)
+        widths = _four("widths", widths)
+        block_cls = _BLOCKS[(block, bool(preact))]
+        self.preact = bool(preact)
+        self.drop_rate = float(drop_rate)
+        unit_args = check_glore_args(glore_args)
+
+        # Stem.
+        self.conv1 = nn.Conv2d(
+            in_chans, stem_width, kernel_size=stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False
+        )
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem_pool else nn.Identity()
+
+        # Stages: feature_info first, so that glore_unit() knows each stage's width.
+        reduction = stem_stride * (2 if stem_pool else 1)
+        strides = (1, 2, 2, 2)
+        self.feature_info = []
+        for stage, width, stride in zip(STAGES, widths, strides, strict=True):
+            reduction *= stride
+            self.feature_info.append(
+                {
+                    "module": STAGE_MODULES[stage],
+                    "stage": stage,
+                    "num_chs": width * block_cls.expansion,
+                    "reduction": reduction,
+                }
+            )
+        spec = parse_glore_spec(glore, dict(zip(STAGES, depths, strict=True)), warn=True)
+        in_chs = stem_width
+        for info, depth, width, stride in zip(self.feature_info, depths, widths, strides, strict=True):
+            out_chs = width * block_cls.expansion
+            downsample = None
+            if stride != 1 or in_chs != out_chs:
+                # Pre-activation shortcuts take the already normalised input, so they need no norm of their own.
+                layers = [conv1x1(in_chs, out_chs, stride)] + ([] if preact else [nn.BatchNorm2d(out_chs)])
+                downsample = nn.Sequential(*layers)
+            blocks = []
+            for i in range(depth):
+                blocks.append(
+                    block_cls(
+                        in_chs if i == 0 else out_chs,
+                        width,
+                        stride=stride if i == 0 else 1,
+                        downsample=downsample if i == 0 else None,
+                        groups=groups,
+                        base_width=width_per_group,
+                        se_ratio=se_ratio,
+                    )
+                )
+            units = {p: self.glore_unit(info["stage"], **unit_args) for p in spec.get(info["stage"], ())}
+            self.add_module(info["module"], Stage(blocks, units))
+            in_chs = out_chs
+        self.num_features = in_chs
+        self.final_norm: nn.Module = nn.BatchNorm2d(in_chs) if preact else nn.Identity()
+
+        # Head.
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.num_classes = num_classes
+        self.fc: nn.Module = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
+        self.init_weights(zero_init_residual=zero_init_residual)
+
+    def init_weights(self, *, zero_init_residual: bool = False) -> None:
+        """torchvision's init: Kaiming-normal (fan-out) convolutions, unit BN; GloRe units keep their own init."""
+        for name, m in self.named_modules():
+            if isinstance(m, GloRe):
+                m.reset_parameters()
+            elif ".glore" in name:
+                continue  # inside a unit: the unit owns its init
+            elif isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if hasattr(m, "zero_init_last"):
+                    m.zero_init_last()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if getattr(self, "model_config", None):
+            self.model_config["num_classes"] = num_classes
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, in_chans, H, W) -> (n, num_features, H/32, W/32) (the last stage's output)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if self.preact:
+            x = self.relu(self.final_norm(x))
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(n, num_features, h, w) -> logits (n, num_classes), or the pooled features with ``pre_logits``."""
+        x = self.avgpool(x).flatten(1)  # (n, C, 1, 1) -> (n, C)
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, in_chans, H, W) -> (n, num_classes)."""
+        return self.forward_head(self.forward_features(x))
+
+
+def _resnet(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet:
+    return ResNet(**{**defaults, **kwargs})
+
+
+@register_model
+def resnet_small(**kwargs: Any) -> ResNet:
+    """A small BasicBlock ResNet for 32-96 px inputs: 3x3 stride-2 stem, no max-pool, widths 32-256, 1 block each."""
+    defaults = dict(block="basic", depths=(1, 1, 1, 1), widths=(32, 64, 128, 256), stem_width=32, stem_kernel=3)
+    return _resnet({**defaults, "stem_stride": 2, "stem_pool": False}, kwargs)
+
+
+@register_model
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18: 2-2-2-2 basic blocks (11.7M parameters)."""
+    return _resnet(dict(block="basic", depths=(2, 2, 2, 2)), kwargs)
+
+
+@register_model
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34: 3-4-6-3 basic blocks (21.8M parameters)."""
+    return _resnet(dict(block="basic", depths=(3, 4, 6, 3)), kwargs)
+
+
+@register_model
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50: 3-4-6-3 bottlenecks (25.6M parameters)."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 6, 3)), kwargs)
+
+
+@register_model
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101: 3-4-23-3 bottlenecks."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 23, 3)), kwargs)
+
+
+@register_model
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152: 3-8-36-3 bottlenecks."""
+    return _resnet(dict(block="bottleneck", depths=(3, 8, 36, 3)), kwargs)
+
+
+@register_model
+def resnet200(**kwargs: Any) -> ResNet:
+    """ResNet-200: 3-24-36-3 bottlenecks."""
+    return _resnet(dict(block="bottleneck", depths=(3, 24, 36, 3)), kwargs)
+
+
+@register_model
+def seresnet50(**kwargs: Any) -> ResNet:
+    """SE-ResNet-50: ResNet-50 with a squeeze-excite gate (ratio 1/16) in every bottleneck."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16), kwargs)
+
+
+@register_model
+def seresnet101(**kwargs: Any) -> ResNet:
+    """SE-ResNet-101: ResNet-101 with a squeeze-excite gate (ratio 1/16) in every bottleneck."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 23, 3), se_ratio=1 / 16), kwargs)
+
+
+@register_model
+def resnext50_32x4d(**kwargs: Any) -> ResNet:
+    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of width 4 in the 3x3 convolutions."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 6, 3), groups=32, width_per_group=4), kwargs)
+
+
+@register_model
+def resnext101_32x4d(**kwargs: Any) -> ResNet:
+    """ResNeXt-101 (32x4d): ResNet-101 with 32 groups of width 4 in the 3x3 convolutions."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 23, 3), groups=32, width_per_group=4), kwargs)
