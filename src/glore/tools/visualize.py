@@ -189,9 +189,11 @@ def render_unit_figure(
     adjacency = views.adjacency
     bound = float(np.abs(adjacency).max()) or 1.0
     shown = ax.imshow(adjacency, cmap="RdBu_r", vmin=-bound, vmax=bound)
-    ax.set_title(f"learned adjacency A_g: [{adjacency.min():.2g}, {adjacency.max():.2g}]", fontsize=8)
-    ax.set_xlabel("from node", fontsize=7)
-    ax.set_ylabel("to node", fontsize=7)
+    ax.set_title(
+        f"learned adjacency A_g (row: to node, column: from node): [{adjacency.min():.2g}, {adjacency.max():.2g}]",
+        fontsize=8,
+    )
+    ax.tick_params(labelsize=6)
     fig.colorbar(shown, cax=fig.add_subplot(grid[1, columns + 2]))
 
     ax = fig.add_subplot(grid[2, columns + 1])
