@@ -1,0 +1,151 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``, and networks rebuilt from them.
+
+A checkpoint is a dict (see docs/CONTRACTS.md): ``model`` (state dict), ``model_config`` (the kwargs of
+``glore.models.create_model``), ``config``, ``epoch`` (epochs completed), ``optimizer``, ``scheduler``,
+``scaler``, ``rng``, ``best_metric``, ``metrics``. Everything in it is a tensor, number, string, list, tuple
+or dict, so it loads without unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_model",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or lacks a required entry."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Save ``state`` with ``torch.save`` atomically: into a temporary file in the same folder, flushed to
+    disk, then renamed over ``path`` with ``os.replace``. A crash at any point leaves either the previous
+    file or the new one, never a partial file, and no temporary file behind.
+
+    Args:
+        state: the checkpoint dict.
+        path: the destination; its folder is created if needed.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where tensors go.
+
+    Raises:
+        CheckpointError: the file does not exist or cannot be read as a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: no such file {str(path)!r}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which one
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {err}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: expected a dict, got {type(state).__name__}")
+    return state
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network stored in a training checkpoint, with its weights, in eval mode.
+
+    The architecture comes from the checkpoint's ``model_config`` through ``glore.models.create_model``; no
+    pretrained weights are fetched (the checkpoint holds them all).
+
+    Args:
+        path: a checkpoint written by ``glore train``.
+        map_location: where tensors go.
+
+    Raises:
+        CheckpointError: the file is unreadable or has no ``model``/``model_config`` entry.
+    """
+    from glore.models import create_model
+
+    state = load_checkpoint(path, map_location)
+    for key in ("model", "model_config"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {str(path)!r} has no {key!r} entry (keys: {', '.join(state)})")
+    model_config = dict(state["model_config"])
+    model_config["pretrained"] = None
+    model = create_model(**model_config)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The states of python's, numpy's and torch's (CPU and CUDA) global generators, as tensors and plain
+    values that ``weights_only`` loading accepts."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore generators from ``capture_rng_state``'s output."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": np_state["bit_generator"],
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": int(np_state["pos"])},
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        }
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)

@@ -1,0 +1,419 @@
+"""Typed training configuration: dataclasses, YAML recipes and ``--set a.b=c`` overrides.
+
+A recipe is a YAML file with up to seven sections (``task``, ``model``, ``data``, ``optim``, ``schedule``,
+``train``, ``output``); every key it omits keeps the default written below, so each default is visible in
+one place. Unknown keys and values of the wrong type are errors that name the key and list what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value has the wrong type."""
+
+
+@dataclass
+class ModelConfig:
+    """The network, passed to ``glore.models.create_model(name, num_classes=..., glore=..., ...)``.
+
+    Attributes:
+        name: a registered model name (``glore.models.list_models()``).
+        num_classes: classifier outputs; ``None`` takes the training dataset's ``num_classes``.
+        glore: where GloRe units go: ``None`` (no units), a spec string such as ``"res4:3"``, or a mapping
+            ``{"res4": [1, 3, 5]}``.
+        glore_args: keyword arguments of every inserted unit (``num_nodes``, ``num_state``, ...).
+        pretrained: pretrained weights, as ``create_model`` understands them (a tag or a file path).
+        kwargs: further keyword arguments of the model builder (for ``resnet_small``: widths, depths, ...).
+    """
+
+    name: str = "resnet_small"
+    num_classes: int | None = None
+    glore: str | dict[str, Any] | None = None
+    glore_args: dict[str, Any] = field(default_factory=dict)
+    pretrained: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Datasets and loaders.
+
+    Attributes:
+        name: a ``glore.data.create_dataset`` name (``cub200``, ``imagefolder``, ``cifar100``, ``relational``...).
+        root: the dataset folder (``None`` for built-in data).
+        train_split: split name of the training set.
+        val_split: split name of the validation set; ``None`` trains without validation.
+        image_size: side of the (square) network input.
+        transform: ``"standard"`` builds ``glore.data.transforms.build_transform`` (random resized crop and flip
+            for training, resize and centre crop for evaluation); ``"none"`` keeps the dataset's own output
+            (built-in data that is generated as tensors).
+        mean: normalisation mean, one value per channel.
+        std: normalisation standard deviation, one value per channel.
+        color_jitter: strength of training colour jitter; 0 disables it.
+        batch_size: the global batch: summed over all processes (each gets ``batch_size / world_size``).
+        val_batch_size: global validation batch; ``None`` uses ``batch_size``.
+        num_workers: DataLoader worker processes per training process.
+        on_error: ``"raise"`` or ``"skip"`` for a sample that cannot be read; skipped samples are counted.
+        kwargs: further keyword arguments of ``create_dataset`` for both splits.
+        train_kwargs: keyword arguments for the training split only (override ``kwargs``).
+        val_kwargs: keyword arguments for the validation split only (override ``kwargs``).
+    """
+
+    name: str = "relational"
+    root: str | None = None
+    train_split: str = "train"
+    val_split: str | None = "val"
+    image_size: int = 64
+    transform: Literal["standard", "none"] = "standard"
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    color_jitter: float = 0.0
+    batch_size: int = 64
+    val_batch_size: int | None = None
+    num_workers: int = 2
+    on_error: Literal["raise", "skip"] = "raise"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    val_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser.
+
+    Attributes:
+        name: ``"sgd"`` or ``"adamw"``.
+        lr: base learning rate (the peak, reached at the end of warm-up).
+        momentum: SGD momentum.
+        nesterov: SGD with Nesterov momentum.
+        weight_decay: L2 weight decay (decoupled for AdamW).
+        decay_norm_and_bias: when false, norm-layer weights and all biases (every parameter with fewer than
+            two dims) get no weight decay.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        clip_grad_norm: clip the global gradient norm to this value; ``None`` disables clipping.
+    """
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    decay_norm_and_bias: bool = True
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    clip_grad_norm: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, evaluated at every iteration (see ``glore.engine.schedules``).
+
+    Attributes:
+        name: ``"constant"``, ``"step"``, ``"multistep"``, ``"cosine"`` or ``"poly"``.
+        warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+        warmup_start_factor: the warm-up starts at ``lr * warmup_start_factor``.
+        step_size: ``step``: epochs between decays.
+        milestones: ``multistep``: epochs at which the rate decays.
+        gamma: decay factor of ``step`` and ``multistep``.
+        power: exponent of ``poly``.
+        min_lr: floor of ``cosine`` and ``poly``.
+    """
+
+    name: Literal["constant", "step", "multistep", "cosine", "poly"] = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.01
+    step_size: float = 30.0
+    milestones: list[float] = field(default_factory=lambda: [30.0, 60.0, 90.0])
+    gamma: float = 0.1
+    power: float = 0.9
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The loop.
+
+    Attributes:
+        epochs: number of training epochs.
+        seed: seed of every random generator (python, numpy, torch, the data order).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        amp: automatic mixed precision: ``"none"``, ``"bfloat16"`` or ``"float16"`` (with a grad scaler).
+        channels_last: use the channels-last memory format for the model and its 4D inputs.
+        compile: wrap the model with ``torch.compile``.
+        label_smoothing: label smoothing of the cross-entropy loss.
+        sync_bn: convert BatchNorm to SyncBatchNorm when training on several CUDA processes.
+        log_every: write a row to ``steps.csv`` (and a plain progress line) every this many iterations.
+        eval_every: validate every this many epochs (and always after the last).
+        progress: ``"auto"`` (a bar on a terminal, plain lines otherwise), ``"bar"``, ``"plain"`` or ``"off"``.
+        deterministic: ask PyTorch for deterministic algorithms (slower; bitwise reproducible on CUDA).
+    """
+
+    epochs: int = 10
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bfloat16", "float16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+    label_smoothing: float = 0.0
+    sync_bn: bool = False
+    log_every: int = 20
+    eval_every: int = 1
+    progress: Literal["auto", "bar", "plain", "off"] = "auto"
+    deterministic: bool = False
+
+
+@dataclass
+class OutputConfig:
+    """Where a run writes.
+
+    Attributes:
+        dir: the run folder (``last.pt``, ``best.pt``, ``metrics.csv``, ``steps.csv``, ``tb/``, ``curves.png``).
+        best_metric: validation metric that selects ``best.pt`` (higher is better).
+        tensorboard: write TensorBoard event files to ``dir/tb``.
+        plots: write ``curves.png`` after every epoch.
+    """
+
+    dir: str = "runs/default"
+    best_metric: str = "top1"
+    tensorboard: bool = True
+    plots: bool = True
+
+
+@dataclass
+class Config:
+    """A whole training recipe. ``task`` names the entry of ``glore.engine.trainer.TASKS`` that supplies the
+    model, datasets, loss and metrics."""
+
+    task: str = "classification"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Type checking of values read from YAML or the command line.
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if tp is Any:
+        return "any value"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` checked against the annotation ``tp``, with ints widened to floats where a float is
+    expected; raise ``ConfigError`` naming ``key`` otherwise."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {_keys(tp)}, got {type(value).__name__} {value!r}")
+        return _build(tp, value, key)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        (item_tp,) = typing.get_args(tp)[:1] or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return {str(k): v for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _keys(cls: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in names:
+            where = f"in '{prefix}'" if prefix else "at the top level"
+            raise ConfigError(f"unknown key '{key}'; valid keys {where}: {_keys(cls)}")
+        kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Return ``config`` as plain nested dicts and lists (what ``config.yaml`` and checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. optim.lr=0.1")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected a dotted key such as optim.lr before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
+    return key.split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``KEY=VALUE`` overrides (values parsed as YAML) to nested ``values`` in place and return it.
+
+    Keys are checked against the ``Config`` dataclasses: an unknown key raises ``ConfigError`` listing the
+    valid keys at that level. Below a free-form mapping field (``model.kwargs``, ``data.kwargs`` ...) any
+    sub-key is accepted.
+    """
+    for text in overrides:
+        parts, value = _parse_override(text)
+        cls: Any = Config
+        node = values
+        for depth, part in enumerate(parts):
+            prefix = ".".join(parts[:depth])
+            last = depth == len(parts) - 1
+            if cls is not None:
+                names = {f.name for f in dataclasses.fields(cls)}
+                if part not in names:
+                    where = f"in '{prefix}'" if prefix else "at the top level"
+                    raise ConfigError(f"unknown key '{'.'.join(parts)}'; valid keys {where}: {_keys(cls)}")
+                tp = _hints(cls)[part]
+                cls = tp if dataclasses.is_dataclass(tp) else None
+                if not last and cls is None and typing.get_origin(tp) is not dict and not _allows_dict(tp):
+                    raise ConfigError(
+                        f"override {text!r}: '{'.'.join(parts[: depth + 1])}' is a {_type_name(tp)}, it has no sub-keys"
+                    )
+            if last:
+                node[part] = value
+            else:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[part] = child
+                node = child
+    return values
+
+
+def _allows_dict(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and any(
+        typing.get_origin(a) is dict for a in typing.get_args(tp)
+    )
+
+
+def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Build a ``Config`` from a YAML file or a mapping, then apply command-line overrides.
+
+    Args:
+        source: path of a YAML recipe, a nested mapping, or ``None`` for the defaults.
+        overrides: ``"section.key=value"`` strings; values are parsed as YAML (``optim.lr=0.1``,
+            ``model.glore=res4:1``, ``data.mean=[0.5,0.5,0.5]``, ``model.glore=null``).
+
+    Returns:
+        The checked configuration.
+
+    Raises:
+        ConfigError: an unknown key (the message lists the valid keys) or a value of the wrong type.
+        FileNotFoundError: ``source`` is a path that does not exist.
+    """
+    if source is None:
+        values: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        values = _deep_copy(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"config: no such file {str(path)!r}")
+        with path.open() as f:
+            loaded = yaml.safe_load(f)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config {str(path)!r}: expected a mapping of sections ({_keys(Config)})")
+        values = _deep_copy(loaded)
+    apply_overrides(values, overrides)
+    return _build(Config, values)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write ``config`` as YAML to ``path`` (it loads back with ``load_config``)."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _deep_copy(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in values.items()}

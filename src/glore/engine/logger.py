@@ -1,0 +1,288 @@
+"""What a run shows and writes: a progress bar (or plain lines), CSV tables, TensorBoard events and PNG curves.
+
+Only rank 0 creates a ``RunLogger`` that writes; the other ranks get one with ``enabled=False`` whose methods
+do nothing, so the training loop calls the same methods everywhere.
+
+Files, in the run folder:
+- ``metrics.csv``: one row per epoch (training and validation metrics, learning rate, time, images/s, skipped).
+- ``steps.csv``: one row every ``log_every`` iterations (loss, learning rate, images/s).
+- ``tb/``: TensorBoard event files with the same scalars.
+- ``curves.png``: training and validation loss and accuracy against the epoch, redrawn after every epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["ProgressLine", "RunLogger", "format_duration", "plot_curves", "read_csv"]
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss`` for a duration in seconds (``?`` when unknown)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a CSV written by ``RunLogger``, with numbers parsed as floats (empty cells as ``None``)."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            parsed: dict[str, Any] = {}
+            for key, value in row.items():
+                if value is None or value == "":
+                    parsed[key] = None
+                    continue
+                try:
+                    parsed[key] = float(value)
+                except ValueError:
+                    parsed[key] = value
+            rows.append(parsed)
+    return rows
+
+
+class _CsvTable:
+    """A CSV file whose columns are fixed by the first row written; a resumed run first drops the rows of
+    epochs it is about to redo."""
+
+    def __init__(self, path: Path, *, keep_through_epoch: int | None) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.exists():
+            if keep_through_epoch is None:
+                path.unlink()
+            else:
+                with path.open(newline="") as f:
+                    reader = csv.DictReader(f)
+                    self.fields = list(reader.fieldnames or []) or None
+                    kept = [r for r in reader if float(r.get("epoch") or 0) <= keep_through_epoch]
+                self._rewrite(kept)
+
+    def _rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self.fields is None:
+            return
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            self._rewrite([])
+        extra = [k for k in row if k not in self.fields]
+        if extra:  # a column appeared (e.g. validation on a later epoch): rewrite with the wider header
+            rows = read_csv(self.path)
+            self.fields += extra
+            self._rewrite(rows)
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields).writerow({k: _cell(row.get(k)) for k in self.fields})
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+class ProgressLine:
+    """Progress of one epoch: a tqdm bar on a terminal, otherwise a plain line every ``every`` steps.
+
+    Both show the running loss, the learning rate, images/s and the time left in the epoch (ETA).
+
+    Args:
+        epoch: 1-based epoch number.
+        epochs: total epochs.
+        total: iterations in this epoch.
+        mode: ``"bar"``, ``"plain"`` or ``"off"``.
+        every: plain mode: print every this many iterations (and the last).
+        stream: where to write.
+    """
+
+    def __init__(
+        self, epoch: int, epochs: int, total: int, *, mode: str, every: int, stream: TextIO | None = None
+    ) -> None:
+        self.epoch, self.epochs, self.total = epoch, epochs, total
+        self.mode = mode
+        self.every = max(int(every), 1)
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.perf_counter()
+        self.bar = None
+        if mode == "bar":
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", file=self.stream, leave=True, unit="it")
+
+    def update(self, step: int, loss: float, lr: float, images_per_s: float) -> None:
+        """Report iteration ``step`` (1-based within the epoch) done."""
+        if self.mode == "bar" and self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.1f}", refresh=False)
+        elif self.mode == "plain" and (step % self.every == 0 or step == self.total):
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / step * (self.total - step) if step else float("nan")
+            print(
+                f"epoch {self.epoch}/{self.epochs} step {step}/{self.total} loss {loss:.4f} lr {lr:.4g} "
+                f"{images_per_s:.1f} img/s eta {format_duration(eta)}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class RunLogger:
+    """Writes a run's CSV tables, TensorBoard events and curves, and shows progress.
+
+    Args:
+        run_dir: the run folder.
+        enabled: false on ranks other than 0: nothing is written or printed.
+        progress: ``"auto"`` (a bar when stderr is a terminal, plain lines otherwise), ``"bar"``, ``"plain"``,
+            ``"off"``.
+        log_every: write to ``steps.csv`` (and print a plain line) every this many iterations.
+        tensorboard: write TensorBoard event files to ``run_dir/tb``.
+        plots: redraw ``run_dir/curves.png`` after every epoch.
+        resume_epoch: the number of epochs already done when resuming (rows of later epochs are dropped from the
+            CSV files); ``None`` starts the tables afresh.
+        resume_step: the iterations already done when resuming (later TensorBoard events are purged).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        enabled: bool = True,
+        progress: str = "auto",
+        log_every: int = 20,
+        tensorboard: bool = True,
+        plots: bool = True,
+        resume_epoch: int | None = None,
+        resume_step: int | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        if progress not in ("auto", "bar", "plain", "off"):
+            raise ValueError(f"progress: expected 'auto', 'bar', 'plain' or 'off', got {progress!r}")
+        if progress == "auto":
+            progress = "bar" if sys.stderr.isatty() else "plain"
+        self.progress = progress
+        self.log_every = max(int(log_every), 1)
+        self.plots = plots
+        self.writer = None
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.epochs_table = _CsvTable(self.run_dir / "metrics.csv", keep_through_epoch=resume_epoch)
+        self.steps_table = _CsvTable(self.run_dir / "steps.csv", keep_through_epoch=resume_epoch)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a crashed run wrote after the checkpoint it resumes from; every scalar is
+            # logged against the iteration, so one step axis serves both.
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+
+    def info(self, message: str) -> None:
+        """Print a line (rank 0 only)."""
+        if self.enabled:
+            print(message, file=sys.stderr if self.progress == "bar" else sys.stdout, flush=True)
+
+    def epoch_progress(self, epoch: int, epochs: int, total: int) -> ProgressLine:
+        """A progress display for one epoch (``epoch`` 1-based)."""
+        mode = self.progress if self.enabled else "off"
+        return ProgressLine(epoch, epochs, total, mode=mode, every=self.log_every, stream=sys.stderr)
+
+    def log_step(self, epoch: int, global_step: int, values: Mapping[str, float]) -> None:
+        """Write a ``steps.csv`` row and TensorBoard scalars ``step/<name>`` at iteration ``global_step``."""
+        if not self.enabled:
+            return
+        self.steps_table.write({"epoch": epoch, "step": global_step, **values})
+        if self.writer is not None:
+            for name, value in values.items():
+                self.writer.add_scalar(f"step/{name}", value, global_step)
+
+    def log_epoch(self, epoch: int, global_step: int, values: Mapping[str, float | None]) -> None:
+        """Write a ``metrics.csv`` row, TensorBoard scalars ``epoch/<name>`` (at iteration ``global_step``), and
+        redraw ``curves.png``."""
+        if not self.enabled:
+            return
+        self.epochs_table.write({"epoch": epoch, **values})
+        if self.writer is not None:
+            for name, value in values.items():
+                if value is not None and math.isfinite(value):
+                    self.writer.add_scalar(f"epoch/{name}", value, global_step)
+            self.writer.flush()
+        if self.plots:
+            plot_curves(read_csv(self.run_dir / "metrics.csv"), self.run_dir / "curves.png")
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def plot_curves(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    series: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draw loss and accuracy against the epoch into a PNG (matplotlib's Agg backend, no display needed).
+
+    Args:
+        rows: ``metrics.csv`` rows (``epoch``, ``train_loss``, ``val_loss``, ``train_top1``, ``val_top1``).
+        path: the PNG to write.
+        series: instead of ``rows``, several runs by name (curves of each, labelled ``name train``/``name val``).
+        title: figure title.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    runs = dict(series) if series is not None else {"": rows}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "top1", "top-1 accuracy")):
+        for name, run_rows in runs.items():
+            for split, style in (("train", "--"), ("val", "-")):
+                points = [
+                    (r["epoch"], r[f"{split}_{metric}"])
+                    for r in run_rows
+                    if r.get(f"{split}_{metric}") is not None and r.get("epoch") is not None
+                ]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    ax.plot(xs, ys, style, marker="o", markersize=3, label=f"{name} {split}".strip())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        if ax.has_data():
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,151 @@
+"""Stand-ins for the engine's tests: a tiny task with a tiny network on a small in-memory dataset.
+
+Also run as a script under torchrun: ``engine_standins.py CONFIG OUT_JSON [--bn]`` trains the tiny task and
+rank 0 writes the final metrics to OUT_JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from glore.engine import Task, load_config, train
+from glore.metrics import ClassificationMeter
+
+
+class SimulatedCrash(RuntimeError):
+    """Stands for a killed process in the resume tests."""
+
+
+class TinyNet(nn.Module):
+    """conv -> (BN) -> relu -> pool -> linear; ``model_config`` rebuilds it."""
+
+    def __init__(self, num_classes: int = 4, width: int = 8, bn: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.norm = nn.BatchNorm2d(width) if bn else nn.Identity()
+        self.drop = nn.Dropout(0.1)  # consumes the torch RNG, so resuming must restore it
+        self.fc = nn.Linear(width, num_classes)
+        self.model_config = {"num_classes": num_classes, "width": width, "bn": bn}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(self.conv(x)))
+        return self.fc(self.drop(x.mean(dim=(2, 3))))
+
+
+class Labelled(TensorDataset):
+    """A TensorDataset with ``num_classes``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+        super().__init__(x, y)
+        self.num_classes = num_classes
+
+
+def make_data(n: int, num_classes: int, size: int, seed: int) -> Labelled:
+    """Images whose class is which colour channel is brightest (learnable in a few steps)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(num_classes, (n,), generator=g)
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5
+    x[torch.arange(n), y % 3] += 1.0 + (y // 3).float().view(-1, 1, 1)
+    return Labelled(x, y, num_classes)
+
+
+def collate_tuples(samples: list[Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Stack (image, target) pairs into (inputs, targets, skipped=0)."""
+    xs = torch.stack([s[0] for s in samples])
+    ys = torch.stack([torch.as_tensor(s[1]) for s in samples]).long()
+    return xs, ys, 0
+
+
+class TinyTask(Task):
+    """A classification task with a ``TinyNet`` on ``make_data``.
+
+    Args:
+        config: the run's configuration.
+        n_train: training samples.
+        n_val: validation samples.
+        num_classes: classes.
+        size: image side.
+        bn: use BatchNorm in the network.
+        nan_at: make the loss NaN from this (1-based) training call of ``loss`` on.
+        crash_at: raise ``SimulatedCrash`` at this (1-based) training call of ``loss``.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        n_train: int = 32,
+        n_val: int = 13,
+        num_classes: int = 4,
+        size: int = 8,
+        bn: bool = False,
+        nan_at: int | None = None,
+        crash_at: int | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.n_train, self.n_val, self.num_classes, self.size, self.bn = n_train, n_val, num_classes, size, bn
+        self.nan_at, self.crash_at = nan_at, crash_at
+        self.loss_calls = 0
+
+    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+        n = self.n_train if train else self.n_val
+        return make_data(n, self.num_classes, self.size, seed=1 if train else 2)
+
+    def build_model(self, train_dataset: Dataset) -> nn.Module:
+        return TinyNet(self.num_classes, bn=self.bn)
+
+    def rebuild_model(self, model_config: dict[str, Any]) -> nn.Module:
+        return TinyNet(**model_config)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
+        loss = F.cross_entropy(outputs.float(), targets)
+        if train:
+            self.loss_calls += 1
+            if self.crash_at is not None and self.loss_calls == self.crash_at:
+                raise SimulatedCrash(f"simulated crash at training step {self.loss_calls}")
+            if self.nan_at is not None and self.loss_calls >= self.nan_at:
+                return loss * float("nan")
+        return loss
+
+    def create_meter(self, dataset: Dataset) -> ClassificationMeter:
+        return ClassificationMeter(self.num_classes, ks=(1, 2))
+
+    def collate(self, samples: list[Any]) -> Any:
+        return collate_tuples(samples)
+
+
+def tiny_config(out_dir: str, **sections: dict[str, Any]) -> Any:
+    """A config for ``TinyTask`` writing to ``out_dir``; ``sections`` update its sections."""
+    values: dict[str, Any] = {
+        "data": {"batch_size": 8, "num_workers": 0},
+        "optim": {"lr": 0.05},
+        "schedule": {"name": "cosine", "warmup_epochs": 1},
+        "train": {"epochs": 2, "device": "cpu", "progress": "off", "log_every": 2},
+        "output": {"dir": out_dir, "tensorboard": False, "plots": False, "best_metric": "top1"},
+    }
+    for name, update in sections.items():
+        values.setdefault(name, {}).update(update)
+    return load_config(values)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    config_path, out_json = sys.argv[1], sys.argv[2]
+    task_kwargs = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    config = load_config(config_path)
+    metrics = train(config, TinyTask(config, **task_kwargs))
+    if torch.distributed.is_initialized():
+        rank = torch.distributed.get_rank()
+        torch.distributed.destroy_process_group()
+    else:
+        rank = 0
+    if rank == 0:
+        with open(out_json, "w") as f:
+            json.dump(metrics, f)

@@ -1,0 +1,155 @@
+"""The training loop on a tiny stand-in task: files, exact resume, NaN stop, AMP, optimiser options."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from engine_standins import SimulatedCrash, TinyTask, tiny_config
+
+from glore.engine import NonFiniteLossError, build_optimizer, evaluate, load_checkpoint, param_groups, train
+from glore.engine.logger import read_csv
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_files_and_metrics(tmp_path):
+    config = tiny_config(
+        str(tmp_path / "run"), output={"tensorboard": True, "plots": True}, train={"epochs": 2, "log_every": 1}
+    )
+    metrics = train(config, TinyTask(config, bn=True))
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "metrics.csv", "steps.csv", "curves.png", "config.yaml"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    rows = read_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert all(r["val_count"] == 13 for r in rows)
+    steps = read_csv(run / "steps.csv")
+    assert [r["step"] for r in steps] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]  # 32 samples / batch 8, 2 epochs
+    assert metrics["epoch"] == 2 and metrics["val_count"] == 13
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 2 and state["model_config"] == {"num_classes": 4, "width": 8, "bn": True}
+    assert state["metrics"]["val_top1"] == pytest.approx(metrics["val_top1"])
+    # evaluate() rebuilds the network from the checkpoint and reproduces the validation metrics.
+    again = evaluate(config, run / "last.pt", TinyTask(config, bn=True))
+    assert again["val_top1"] == pytest.approx(metrics["val_top1"])
+    assert again["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
+
+
+def test_training_learns(tmp_path):
+    config = tiny_config(str(tmp_path), train={"epochs": 4}, optim={"lr": 0.2}, data={"batch_size": 4})
+    metrics = train(config, TinyTask(config, n_train=64, n_val=64))
+    assert metrics["val_top1"] > 0.6  # four classes: chance is 0.25
+
+
+@pytest.mark.parametrize("amp", ["none", "bfloat16"])
+def test_resume_is_exact(tmp_path, amp):
+    def run(out, resume=False, crash_at=None):
+        config = tiny_config(str(out), train={"epochs": 4, "amp": amp, "log_every": 1}, optim={"nesterov": True})
+        train(config, TinyTask(config, bn=True, crash_at=crash_at), resume=resume)
+
+    run(tmp_path / "straight")
+    # 4 steps per epoch: the run dies in the 2nd step of epoch 3, after the checkpoint of epoch 2.
+    with pytest.raises(SimulatedCrash):
+        run(tmp_path / "split", crash_at=10)
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 2
+    # The second half: a fresh Trainer that resumes from last.pt.
+    torch.manual_seed(12345)  # whatever the caller's generators hold, resuming restores them
+    run(tmp_path / "split", resume=True)
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "split" / "last.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows = read_csv(tmp_path / "split" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+    straight = read_csv(tmp_path / "straight" / "metrics.csv")
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in straight]
+    # steps.csv lost the rows the crashed attempt wrote in epoch 3, and has each step once.
+    assert [r["step"] for r in read_csv(tmp_path / "split" / "steps.csv")] == [float(i) for i in range(1, 17)]
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    config = tiny_config(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        train(config, TinyTask(config), resume=True)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config(str(tmp_path), train={"epochs": 3})
+    # 4 steps per epoch: the 6th loss is the 2nd step of epoch 2.
+    task = TinyTask(config, nan_at=6)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(config, task)
+    err = info.value
+    assert err.step == 6 and err.epoch == 2 and math.isnan(err.loss)
+    message = str(err)
+    assert "step 6" in message and "learning rate" in message and f"{err.lr:.6g}" in message
+    assert str(tmp_path / "last.pt") in message
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    # Resuming from the kept checkpoint (with the cause gone) finishes the run.
+    metrics = train(config, TinyTask(config), resume=True)
+    assert metrics["epoch"] == 3
+
+
+def test_nan_before_any_checkpoint(tmp_path):
+    config = tiny_config(str(tmp_path))
+    with pytest.raises(NonFiniteLossError, match="no checkpoint had been written yet"):
+        train(config, TinyTask(config, nan_at=1))
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_float16_grad_scaler_and_clipping(tmp_path):
+    # float16 autocast with a GradScaler: the CUDA recipe's logic, run here on CPU.
+    config = tiny_config(str(tmp_path), train={"amp": "float16", "channels_last": True}, optim={"clip_grad_norm": 1.0})
+    metrics = train(config, TinyTask(config, bn=True))
+    assert math.isfinite(metrics["train_loss"])
+    scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
+    assert scaler["scale"] > 0 and "_growth_tracker" in scaler
+
+
+def test_adamw_and_label_smoothing(tmp_path):
+    config = tiny_config(
+        str(tmp_path),
+        optim={"name": "adamw", "lr": 0.01, "weight_decay": 0.05, "decay_norm_and_bias": False},
+        train={"label_smoothing": 0.1},
+        schedule={"name": "step", "step_size": 1, "gamma": 0.5, "warmup_epochs": 0},
+    )
+    train(config, TinyTask(config, bn=True))
+    state = load_checkpoint(tmp_path / "last.pt")
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
+    assert groups[0]["lr"] == pytest.approx(0.01 * 0.5**2)  # two epochs of step decay, after the last step
+
+
+def test_param_groups_split_norms_and_biases():
+    from engine_standins import TinyNet
+
+    model = TinyNet(bn=True)
+    groups = param_groups(model, 1e-4, decay_norm_and_bias=False)
+    decayed = {id(p) for p in groups[0]["params"]}
+    assert decayed == {id(model.conv.weight), id(model.fc.weight)}
+    assert len(groups[1]["params"]) == 4  # conv bias, BN weight and bias, fc bias
+    assert len(param_groups(model, 1e-4)) == 1
+
+
+def test_optimizer_errors(tmp_path):
+    from engine_standins import TinyNet
+
+    config = tiny_config(str(tmp_path), optim={"nesterov": True, "momentum": 0.0})
+    with pytest.raises(ValueError, match="optim.nesterov"):
+        build_optimizer(TinyNet(), config)
+    config = tiny_config(str(tmp_path), optim={"lr": 0.0})
+    with pytest.raises(ValueError, match="optim.lr"):
+        build_optimizer(TinyNet(), config)
+
+
+def test_batch_larger_than_dataset_is_an_error(tmp_path):
+    config = tiny_config(str(tmp_path), data={"batch_size": 64})
+    with pytest.raises(ValueError, match="data.batch_size"):
+        train(config, TinyTask(config, n_train=32))
