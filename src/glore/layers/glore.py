@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .helpers import check_feature_input, check_positive_int
@@ -67,6 +66,7 @@ def glore_macs(
     num_state: int,
     *,
     gcn_layers: int = 1,
+    fused: bool = False,
 ) -> dict[str, int]:
     """Multiply-adds of one GloRe unit's matrix products in each product order.
 
@@ -79,6 +79,8 @@ def glore_macs(
         num_nodes: N.
         num_state: S.
         gcn_layers: the number of stacked graph convolutions.
+        fused: count a unit after :meth:`GloRe.fuse`, whose last state-wise weight W_g is folded into the
+            extend conv (S*S*N fewer multiply-adds per sample).
 
     Returns:
         ``{"direct": ..., "reassociated": ...}``, multiply-adds for the whole batch.
@@ -90,11 +92,21 @@ def glore_macs(
     n, c = int(input_shape[0]), int(input_shape[1])
     length = math.prod(int(s) for s in input_shape[2:])
     s, k = num_state, num_nodes
-    graph = gcn_layers * (k * k * s + s * s * k)
+    graph = gcn_layers * (k * k * s + s * s * k) - (s * s * k if fused else 0)
     projection = k * c * length  # B = W_b X, needed by both orders
     direct = projection + length * (s * c + s * k + s * k + c * s) + graph
     reassociated = projection + length * (c * k + c * k) + k * (s * c + c * s) + graph
     return {"direct": n * direct, "reassociated": n * reassociated}
+
+
+def _affine(weight: torch.Tensor, bias: torch.Tensor | None, x_flat: torch.Tensor, n: int) -> torch.Tensor:
+    """``b + W x`` for a (K, C) weight and a flat (n, C, L) input, as one batched product: (n, K, L)."""
+    batched = weight.expand(n, -1, -1)  # (K, C) -> (n, K, C), a view
+    if bias is None:
+        # (n, K, C) x (n, C, L) -> (n, K, L)
+        return torch.bmm(batched, x_flat)
+    # (K, 1) + (n, K, C) x (n, C, L) -> (n, K, L)
+    return torch.baddbmm(bias[:, None], batched, x_flat)
 
 
 class GloRe(nn.Module):
@@ -181,7 +193,7 @@ class GloRe(nn.Module):
 
     def macs(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Multiply-adds of each product order for an input of ``input_shape`` (see :func:`glore_macs`)."""
-        return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers)
+        return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=self.fused)
 
     def resolve_order(self, input_shape: Sequence[int]) -> str:
         """The product order used for an input of ``input_shape``: ``order`` itself unless it is ``"auto"``."""
@@ -191,8 +203,10 @@ class GloRe(nn.Module):
         return "reassociated" if counts["reassociated"] < counts["direct"] else "direct"
 
     def _project(self, x_flat: torch.Tensor) -> torch.Tensor:
-        # (N, C) x (n, C, L) + b_b -> (n, N, L)
-        return self.conv_proj(x_flat)
+        n = x_flat.shape[0]
+        weight = self.conv_proj.weight.squeeze(-1)  # (N, C, 1) -> (N, C)
+        # b_b + (N, C) x (n, C, L) -> (n, N, L); bmm reads a channels_last input in place, conv1d would copy it.
+        return _affine(weight, self.conv_proj.bias, x_flat, n)
 
     def projection(self, x: torch.Tensor) -> torch.Tensor:
         """The N projection maps ``B = W_b X + b_b``, shaped like the input: (n, N, *spatial)."""
@@ -202,52 +216,105 @@ class GloRe(nn.Module):
         return self._project(x.flatten(2)).reshape(n, self.num_nodes, *x.shape[2:])
 
     def interaction(self, x_flat: torch.Tensor, proj: torch.Tensor, order: str) -> torch.Tensor:
-        """Node states ``V = (W_s X + b_s) Bᵀ`` (over L when ``normalize``) for a flat input, (n, S, N)."""
+        """Node states ``V = (W_s X + b_s) Bᵀ`` (over L when ``normalize``) for a flat input, (n, S, N).
+
+        Args:
+            x_flat: the input flattened to (n, C, L).
+            proj: the projection maps B of shape (n, N, L).
+            order: ``"direct"`` or ``"reassociated"``.
+        """
+        n = x_flat.shape[0]
+        weight = self.conv_state.weight.squeeze(-1)  # (S, C, 1) -> (S, C)
         if order == "direct":
-            # (S, C) x (n, C, L) + b_s -> (n, S, L)
-            state = self.conv_state(x_flat)
+            # b_s + (S, C) x (n, C, L) -> (n, S, L)
+            state = _affine(weight, self.conv_state.bias, x_flat, n)
             # (n, S, L) x (n, L, N) -> (n, S, N)
             nodes = torch.bmm(state, proj.transpose(1, 2))
         else:
             # (n, C, L) x (n, L, N) -> (n, C, N)
             pooled = torch.bmm(x_flat, proj.transpose(1, 2))
-            # (S, C) x (n, C, N) -> (n, S, N); the bias b_s enters through the column sums of B:
-            # (b_s 1ᵀ) Bᵀ = b_s (B 1)ᵀ, (S, 1) x (n, 1, N) -> (n, S, N).
-            nodes = F.conv1d(pooled, self.conv_state.weight)
-            if self.conv_state.bias is not None:
-                nodes = nodes + self.conv_state.bias[:, None] * proj.sum(-1).unsqueeze(1)
+            if self.conv_state.bias is None:
+                # (S, C) x (n, C, N) -> (n, S, N)
+                nodes = torch.matmul(weight, pooled)
+            else:
+                # The bias b_s enters through the row sums of B: (b_s 1ᵀ) Bᵀ = b_s (B 1)ᵀ,
+                # (S, 1) * (n, 1, N) -> (n, S, N); then + (S, C) x (n, C, N) -> (n, S, N).
+                bias_term = self.conv_state.bias[:, None] * proj.sum(-1).unsqueeze(1)
+                nodes = torch.baddbmm(bias_term, weight.expand(n, -1, -1), pooled)
         if self.normalize:
             nodes = nodes * (1.0 / x_flat.shape[-1])
         return nodes
 
-    def _residual(self, x_flat: torch.Tensor) -> torch.Tensor:
-        n, c, length = x_flat.shape
+    def _folded_extend(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``(W, b)`` with ``norm(W_e Y) = W Y + b`` when the norm is affine (eval-mode BatchNorm, fused), else None.
+
+        Folding costs C*S multiply-adds per call and saves the norm's pass over the (n, C, L) output.
+        """
+        weight = self.conv_extend.weight.squeeze(-1)  # (C, S, 1) -> (C, S)
+        norm = self.norm
+        if isinstance(norm, nn.Identity):
+            return weight, self.conv_extend.bias
+        if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or self.conv_extend.bias is not None:
+            return None
+        if norm.training or norm.running_mean is None or norm.running_var is None:
+            return None  # batch statistics: not an affine map known before the output exists
+        scale = torch.rsqrt(norm.running_var + norm.eps)  # (C,)
+        shift = -norm.running_mean * scale
+        if norm.weight is not None:
+            scale = scale * norm.weight
+            shift = shift * norm.weight + norm.bias
+        # diag(scale) (C, S) -> (C, S)
+        return scale[:, None] * weight, shift
+
+    def _branch(self, x_flat: torch.Tensor, add_input: bool) -> torch.Tensor:
+        """``norm(W_e Z B)``, plus ``x_flat`` when ``add_input``, for a flat input (n, C, L); returns (n, C, L)."""
+        n = x_flat.shape[0]
         order = self.resolve_order(x_flat.shape)
         proj = self._project(x_flat)  # (n, N, L)
         nodes = self.interaction(x_flat, proj, order)  # (n, S, N)
         relations = self.gcn(nodes)  # (n, S, N)
+        folded = self._folded_extend()
+        weight, bias = folded if folded is not None else (self.conv_extend.weight.squeeze(-1), None)
         if order == "direct":
-            # (n, S, N) x (n, N, L) -> (n, S, L), then (C, S) x (n, S, L) -> (n, C, L)
-            return self.norm(self.conv_extend(torch.bmm(relations, proj)))
-        # (C, S) x (n, S, N) -> (n, C, N), then (n, C, N) x (n, N, L) -> (n, C, L)
-        extended = F.conv1d(relations, self.conv_extend.weight)
-        out = torch.bmm(extended, proj)
-        if self.conv_extend.bias is not None:
-            out = out + self.conv_extend.bias[:, None]
-        return self.norm(out)
+            # (n, S, N) x (n, N, L) -> (n, S, L): Y = Z B
+            left, right = weight.expand(n, -1, -1), torch.bmm(relations, proj)  # (n, C, S), (n, S, L)
+        else:
+            # (C, S) x (n, S, N) -> (n, C, N): W_e Z, then times B below
+            left, right = torch.matmul(weight, relations), proj  # (n, C, N), (n, N, L)
+        if folded is None:
+            # (n, C, K) x (n, K, L) -> (n, C, L), then the norm with batch statistics (training) or a general norm
+            out = torch.bmm(left, right)
+            if self.conv_extend.bias is not None:
+                out = out + self.conv_extend.bias[:, None]
+            out = self.norm(out)
+            return x_flat + out if add_input else out
+        # Affine norm folded into W: one product writes the result, with the bias and the input as its addend.
+        addend = bias[:, None] if bias is not None else None  # (C,) -> (C, 1)
+        if not add_input:
+            # b + (n, C, K) x (n, K, L) -> (n, C, L)
+            return torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
+        if not left.dtype == right.dtype == x_flat.dtype:
+            # Autocast: the product in low precision, the sum with the input in the input's precision.
+            product = torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
+            return x_flat + product
+        if addend is None:
+            # x + (n, C, K) x (n, K, L) -> (n, C, L)
+            return torch.baddbmm(x_flat, left, right)
+        # x + b is a fresh tensor: accumulate the product into it, (n, C, K) x (n, K, L) -> (n, C, L)
+        return (x_flat + addend).baddbmm_(left, right)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (n, C, *spatial), any number >= 1 of spatial dims. Returns: the same shape."""
         check_feature_input(type(self).__name__, x, self.channels)
         n, c = x.shape[:2]
         x_flat = x.flatten(2)  # (n, C, *spatial) -> (n, C, L); a view, also for channels_last input
-        out = x_flat + self._residual(x_flat)
+        out = self._branch(x_flat, add_input=True)
         return out.reshape(n, c, *x.shape[2:])  # (n, C, L) -> (n, C, *spatial)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """What the unit adds to its input, ``BN(W_e Y)``, shaped like the input."""
         check_feature_input(type(self).__name__, x, self.channels)
-        return self._residual(x.flatten(2)).reshape(x.shape)
+        return self._branch(x.flatten(2), add_input=False).reshape(x.shape)
 
     @torch.no_grad()
     def fuse(self) -> GloRe:
@@ -255,7 +322,8 @@ class GloRe(nn.Module):
 
         ``BN(W_e W_g R) = (diag(g) W_e W_g) R + (beta - g mu)`` with ``g = gamma / sqrt(var + eps)``: no
         nonlinearity separates W_g, W_e and an eval-mode BatchNorm, so one (C, S) matrix and a bias replace
-        them and deployment skips S*S*N multiply-adds per sample and a pass over the output. Inference only.
+        them and deployment skips S*S*N multiply-adds per sample (the unfused eval-mode unit already folds
+        the norm on every call, so neither form makes a separate pass over the output). Inference only.
 
         Returns:
             self, fused in place.
