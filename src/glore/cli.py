@@ -11,6 +11,12 @@ from collections.abc import Sequence
 # name -> (module, one-line help). A module is imported only when its command runs or help is asked for.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("glore.tools.bench", "time the GloRe unit against its product orders, NonLocal and a plain matmul"),
+    "profile": ("glore.tools.profile", "parameters and GFLOPs per stage, and the paper's ImageNet table beside them"),
+    "visualize": (
+        "glore.tools.visualize",
+        "projection maps, node assignment, adjacency and residual size of GloRe units",
+    ),
+    "sweep": ("glore.tools.sweep", "train every combination of a grid of settings over seeds and tabulate the results"),
 }
 
 

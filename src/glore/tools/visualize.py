@@ -6,9 +6,11 @@ returns the same arrays for use in Python.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -255,3 +257,82 @@ def visualize_model(
             target = Path(out_dir) / f"{stem}_{unit_name.replace('.', '-')}.png"
             paths.append(render_unit_figure(shown[index], unit_view, index, unit_name, target, max_nodes=max_nodes))
     return paths
+
+
+def _display_stats(data: Mapping[str, Any]) -> tuple[Sequence[float], Sequence[float]]:
+    """The mean and std the network's inputs were normalised with, to show them as images again."""
+    if data.get("transform") == "none" and data.get("name") == "relational":
+        from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+
+        return RELATIONAL_MEAN, RELATIONAL_STD
+    return data.get("mean", (0.485, 0.456, 0.406)), data.get("std", (0.229, 0.224, 0.225))
+
+
+def _load_images(paths: Sequence[str], image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    from PIL import Image
+
+    from glore.data.transforms import build_transform
+
+    transform = build_transform(False, image_size, mean=mean, std=std)
+    tensors = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                tensors.append(transform(image.convert("RGB")))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--images: cannot read {path!r} as an image: {error}") from error
+    return torch.stack(tensors)  # (n, 3, H, W)
+
+
+def _validation_samples(config: Mapping[str, Any], count: int) -> torch.Tensor:
+    from glore.engine import load_config
+    from glore.engine.trainer import build_task
+
+    task = build_task(load_config(config))
+    dataset = task.build_dataset(config["data"]["val_split"] or config["data"]["train_split"], train=False)
+    return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``glore visualize``."""
+    parser.add_argument("checkpoint", help="a checkpoint written by glore train (last.pt or best.pt)")
+    parser.add_argument("--images", nargs="+", default=None, metavar="FILE", help="images to look at")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        metavar="K",
+        help="without --images: the first K validation samples of the checkpoint's data (default 4)",
+    )
+    parser.add_argument("--unit", default=None, help="one unit's name (e.g. layer3.glore1); every unit by default")
+    parser.add_argument("--out", default=None, help="output folder (default: <checkpoint folder>/visualize)")
+    parser.add_argument("--max-nodes", type=int, default=16, help="projection maps drawn per figure")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``glore visualize``."""
+    from glore.engine import load_checkpoint, load_model
+
+    state = load_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint)
+    if not glore_units(model):
+        raise SystemExit(f"glore visualize: checkpoint {args.checkpoint!r} has no GloRe units: nothing to visualise")
+    config = state.get("config") or {}
+    data = config.get("data", {})
+    mean, std = _display_stats(data)
+    if args.images:
+        images = _load_images(args.images, int(data.get("image_size", 224)), mean, std)
+        names = [Path(p).stem for p in args.images]
+    else:
+        images = _validation_samples(config, args.samples or 4)
+        names = [f"val{i}" for i in range(len(images))]
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "visualize"
+    try:
+        paths = visualize_model(
+            model, images, out, mean=mean, std=std, unit=args.unit, names=names, max_nodes=args.max_nodes
+        )
+    except ValueError as error:
+        raise SystemExit(f"glore visualize: {error}") from None
+    for path in paths:
+        print(path)
+    return 0
