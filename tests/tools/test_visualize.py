@@ -99,3 +99,47 @@ def test_figure_png_has_the_requested_pixel_size(tmp_path):
     small = render_unit_figure(np.zeros((32, 32, 3)), view, 0, "1", tmp_path / "small.png", dpi=50, figsize=(8, 4))
     with Image.open(small) as png:
         assert png.size == (400, 200)
+
+
+def train_tiny(tmp_path, glore):
+    import yaml
+
+    from glore.engine import load_config, train
+
+    config = {
+        "model": {"name": "resnet_small", "glore": glore, "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8}},
+        "data": {
+            "name": "relational",
+            "image_size": 32,
+            "transform": "none",
+            "batch_size": 8,
+            "num_workers": 0,
+            "train_kwargs": {"num_samples": 16},
+            "val_kwargs": {"num_samples": 8},
+            "kwargs": {"image_size": 32},
+        },
+        "train": {"epochs": 1, "device": "cpu", "progress": "off"},
+        "output": {"dir": str(tmp_path / f"run-{glore}"), "tensorboard": False, "plots": False},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    train(load_config(tmp_path / "c.yaml"))
+    return tmp_path / f"run-{glore}" / "last.pt"
+
+
+def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_path, capsys):
+    from glore.cli import main
+
+    checkpoint = train_tiny(tmp_path, "res4:1")
+    image = tmp_path / "bird.jpg"
+    Image.fromarray((np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8)).save(image)
+    assert main(["visualize", str(checkpoint), "--images", str(image), "--out", str(tmp_path / "vis")]) == 0
+    written = sorted((tmp_path / "vis").glob("*.png"))
+    assert [p.name for p in written] == ["bird_layer3-glore1.png"]
+    with Image.open(written[0]) as png:
+        assert png.size == (1600, 900)
+    assert main(["visualize", str(checkpoint), "--samples", "2", "--out", str(tmp_path / "val")]) == 0
+    assert len(list((tmp_path / "val").glob("val*_layer3-glore1.png"))) == 2
+
+    plain = train_tiny(tmp_path, None)
+    with pytest.raises(SystemExit, match="has no GloRe units"):
+        main(["visualize", str(plain), "--images", str(image)])
