@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "glore.tools.visualize",
         "projection maps, node assignment, adjacency and residual size of GloRe units",
     ),
+    "report": ("glore.tools.report", "write report.md of a training run folder"),
     "sweep": ("glore.tools.sweep", "train every combination of a grid of settings over seeds and tabulate the results"),
 }
 
