@@ -143,3 +143,21 @@ def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_
     plain = train_tiny(tmp_path, None)
     with pytest.raises(SystemExit, match="has no GloRe units"):
         main(["visualize", str(plain), "--images", str(image)])
+
+
+def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path):
+    from glore.tools.report import write_run_report
+
+    checkpoint = train_tiny(tmp_path, "res4:1")
+    report = write_run_report(checkpoint.parent, samples=2)
+    text = report.read_text()
+    assert "with 1 GloRe unit(s) (layer3.glore1)" in text
+    assert "## Model profile" in text and "| res4 |" in text
+    assert "## Metrics" in text and "| val_top1 |" in text
+    assert "## Config" in text and "name: resnet_small" in text
+    maps = sorted((checkpoint.parent / "report").glob("*.png"))
+    assert [p.name for p in maps] == ["val0_layer3-glore1.png", "val1_layer3-glore1.png"]
+    assert all(f"report/{p.name}" in text for p in maps)
+
+    plain = write_run_report(train_tiny(tmp_path, None).parent).read_text()
+    assert "without GloRe units" in plain and "projection maps" not in plain

@@ -104,16 +104,11 @@ def plan_runs(grid: Mapping[str, Sequence[str]], seeds: Sequence[int]) -> list[S
 
 def _model_cost(checkpoint: Path, image_size: int) -> tuple[float, float]:
     """Parameters (millions) and GFLOPs (billions of multiply-adds) of a checkpoint's network at its input size."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from glore.engine import load_model
+    from glore.tools.profile import profile_model
 
-    model = load_model(checkpoint)
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 3, image_size, image_size))
-    return params, counter.get_total_flops() / 2 / 1e9  # FLOPs count a multiply-add as 2
+    prof = profile_model(load_model(checkpoint), image_size)
+    return prof.total_params / 1e6, prof.total_macs / 1e9
 
 
 def execute_run(
