@@ -26,13 +26,13 @@ class SimulatedCrash(RuntimeError):
 class TinyNet(nn.Module):
     """conv -> (BN) -> relu -> pool -> linear; ``model_config`` rebuilds it."""
 
-    def __init__(self, num_classes: int = 4, width: int = 8, bn: bool = False) -> None:
+    def __init__(self, num_classes: int = 4, width: int = 8, bn: bool = False, dropout: float = 0.1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, width, 3, padding=1)
         self.norm = nn.BatchNorm2d(width) if bn else nn.Identity()
-        self.drop = nn.Dropout(0.1)  # consumes the torch RNG, so resuming must restore it
+        self.drop = nn.Dropout(dropout)  # consumes the torch RNG, so resuming must restore it
         self.fc = nn.Linear(width, num_classes)
-        self.model_config = {"num_classes": num_classes, "width": width, "bn": bn}
+        self.model_config = {"num_classes": num_classes, "width": width, "bn": bn, "dropout": dropout}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm(self.conv(x)))
@@ -73,6 +73,7 @@ class TinyTask(Task):
         num_classes: classes.
         size: image side.
         bn: use BatchNorm in the network.
+        dropout: dropout before the classifier.
         nan_at: make the loss NaN from this (1-based) training call of ``loss`` on.
         crash_at: raise ``SimulatedCrash`` at this (1-based) training call of ``loss``.
     """
@@ -86,11 +87,13 @@ class TinyTask(Task):
         num_classes: int = 4,
         size: int = 8,
         bn: bool = False,
+        dropout: float = 0.1,
         nan_at: int | None = None,
         crash_at: int | None = None,
     ) -> None:
         super().__init__(config)
         self.n_train, self.n_val, self.num_classes, self.size, self.bn = n_train, n_val, num_classes, size, bn
+        self.dropout = dropout
         self.nan_at, self.crash_at = nan_at, crash_at
         self.loss_calls = 0
 
@@ -99,7 +102,7 @@ class TinyTask(Task):
         return make_data(n, self.num_classes, self.size, seed=1 if train else 2)
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
-        return TinyNet(self.num_classes, bn=self.bn)
+        return TinyNet(self.num_classes, bn=self.bn, dropout=self.dropout)
 
     def rebuild_model(self, model_config: dict[str, Any]) -> nn.Module:
         return TinyNet(**model_config)

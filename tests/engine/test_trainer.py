@@ -32,7 +32,7 @@ def test_files_and_metrics(tmp_path):
     assert [r["step"] for r in steps] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]  # 32 samples / batch 8, 2 epochs
     assert metrics["epoch"] == 2 and metrics["val_count"] == 13
     state = load_checkpoint(run / "last.pt")
-    assert state["epoch"] == 2 and state["model_config"] == {"num_classes": 4, "width": 8, "bn": True}
+    assert state["epoch"] == 2 and state["model_config"] == {"num_classes": 4, "width": 8, "bn": True, "dropout": 0.1}
     assert state["metrics"]["val_top1"] == pytest.approx(metrics["val_top1"])
     # evaluate() rebuilds the network from the checkpoint and reproduces the validation metrics.
     again = evaluate(config, run / "last.pt", TinyTask(config, bn=True))
@@ -153,3 +153,49 @@ def test_batch_larger_than_dataset_is_an_error(tmp_path):
     config = tiny_config(str(tmp_path), data={"batch_size": 64})
     with pytest.raises(ValueError, match="data.batch_size"):
         train(config, TinyTask(config, n_train=32))
+
+
+def glore_config(out_dir: str, **train_options) -> object:
+    from glore.engine import load_config
+
+    return load_config(
+        {
+            "model": {
+                "name": "resnet_small",
+                "glore": "res4:1",
+                "glore_args": {"num_nodes": 4, "num_state": 8},
+                "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
+            },
+            "data": {
+                "name": "relational",
+                "transform": "none",
+                "batch_size": 8,
+                "num_workers": 1,
+                "kwargs": {"image_size": 32},
+                "train_kwargs": {"num_samples": 32},
+                "val_kwargs": {"num_samples": 12},
+            },
+            "optim": {"lr": 0.05},
+            "train": {"epochs": 1, "device": "cpu", "progress": "plain", "log_every": 2, **train_options},
+            "output": {"dir": out_dir},
+        }
+    )
+
+
+def test_glore_network_one_epoch_end_to_end(tmp_path):
+    from glore.engine import load_model
+
+    config = glore_config(str(tmp_path / "run"))
+    metrics = train(config)
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "metrics.csv", "steps.csv", "curves.png", "config.yaml"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert [r["step"] for r in read_csv(run / "steps.csv")] == [2.0, 4.0]
+    assert metrics["val_count"] == 12 and metrics["train_skipped"] == 0
+    state = load_checkpoint(run / "best.pt")
+    assert state["model_config"]["glore"] == {"res4": [1]}
+    assert any(".glore" in key for key in state["model"])
+    net = load_model(run / "last.pt")
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
+    assert evaluate(config, run / "last.pt")["val_top1"] == pytest.approx(metrics["val_top1"])

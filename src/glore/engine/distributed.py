@@ -34,6 +34,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "resolve_device",
+    "sync_buffers",
     "unwrap_model",
     "wrap_model",
 ]
@@ -211,6 +212,25 @@ def wrap_model(model: nn.Module, info: DistInfo, *, sync_bn: bool = False) -> nn
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+@torch.no_grad()
+def sync_buffers(model: nn.Module) -> None:
+    """Make every process's buffers equal: floating-point buffers (BatchNorm running statistics) become their
+    mean over the processes, the others (``num_batches_tracked``) take rank 0's value.
+
+    Without it each process keeps the running statistics of its own last batches, so validation shards would
+    be normalised differently, and differently from the checkpoint (rank 0's). No-op in a world of one.
+    """
+    if not is_distributed():
+        return
+    world = dist.get_world_size()
+    for buffer in unwrap_model(model).buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+            buffer.div_(world)
+        else:
+            dist.broadcast(buffer, src=0)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -33,6 +33,7 @@ from .distributed import (
     all_gather_object,
     all_reduce_sum,
     init_distributed,
+    sync_buffers,
     unwrap_model,
     wrap_model,
 )
@@ -188,13 +189,14 @@ class ClassificationTask(Task):
         return F.cross_entropy(outputs.float(), targets, label_smoothing=smoothing)
 
     def create_meter(self, dataset: Dataset) -> Meter:
-        """A ``ClassificationMeter`` with top-1, top-5 and mean per-class accuracy."""
+        """A ``ClassificationMeter`` with top-1, mean per-class accuracy, and top-5 when there are more than five
+        classes."""
         from glore.metrics import ClassificationMeter
 
         num_classes = getattr(dataset, "num_classes", None) or self.config.model.num_classes
         if num_classes is None:
             raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
-        return ClassificationMeter(int(num_classes), ks=(1, 5))
+        return ClassificationMeter(int(num_classes), ks=(1, 5) if num_classes > 5 else (1,))
 
 
 TASKS: dict[str, type[Task]] = {"classification": ClassificationTask}
@@ -586,6 +588,8 @@ class Trainer:
                 self.logger.info(f"resuming after epoch {self.start_epoch} from {self.last_good}")
             for epoch in range(self.start_epoch, epochs):
                 metrics: dict[str, Any] = self.train_one_epoch(epoch)
+                # Validation shards and the checkpoint must all see the same BatchNorm statistics.
+                sync_buffers(self.model)
                 if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == epochs:
                     metrics.update(self.validate())
                 global_step = (epoch + 1) * self.steps_per_epoch

@@ -1,0 +1,84 @@
+"""Configuration: YAML, overrides, and errors that name the key and list what is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from glore.engine.config import Config, ConfigError, load_config, save_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_defaults_and_yaml(tmp_path):
+    assert load_config() == Config()
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: resnet50\n  glore: res4:3\noptim:\n  lr: 1\ntrain:\n  epochs: 3\n")
+    config = load_config(path)
+    assert config.model.name == "resnet50" and config.model.glore == "res4:3"
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)  # an int is accepted for a float
+    assert config.train.epochs == 3 and config.data.batch_size == Config().data.batch_size
+    save_config(config, tmp_path / "again.yaml")
+    assert load_config(tmp_path / "again.yaml") == config
+
+
+def test_overrides():
+    config = load_config(
+        {"optim": {"lr": 0.5}},
+        [
+            "optim.lr=0.1",
+            "optim.nesterov=true",
+            "model.glore={res4: [1, 3]}",
+            "model.kwargs.widths=[8, 16, 32, 64]",
+            "data.val_split=null",
+            "optim.clip_grad_norm=2",
+            "output.dir=runs/x=y",
+        ],
+    )
+    assert config.optim.lr == 0.1 and config.optim.nesterov is True
+    assert config.model.glore == {"res4": [1, 3]}
+    assert config.model.kwargs == {"widths": [8, 16, 32, 64]}
+    assert config.data.val_split is None and config.optim.clip_grad_norm == 2.0
+    assert config.output.dir == "runs/x=y"  # only the first '=' separates key and value
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lrr=0.1", "unknown key 'optim.lrr'; valid keys in 'optim': name, lr, momentum"),
+        ("optimizer.lr=0.1", "valid keys at the top level: task, model, data, optim, schedule, train, output"),
+        ("optim.lr=fast", "optim.lr: expected float, got str 'fast'"),
+        ("train.epochs=1.5", "train.epochs: expected int, got float 1.5"),
+        ("train.amp=fp8", "train.amp: expected one of 'none', 'bfloat16', 'float16'"),
+        ("optim.nesterov=maybe", "optim.nesterov: expected bool"),
+        ("data.mean=[0.5, x]", r"data.mean\[1\]: expected float"),
+        ("optim.lr.value=1", "'optim.lr' is a float, it has no sub-keys"),
+        ("optim.lr", "expected KEY=VALUE"),
+        ("=3", "expected a dotted key"),
+    ],
+)
+def test_override_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_yaml_errors(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'train.epochz'; valid keys in 'train': epochs"):
+        load_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping of sections"):
+        load_config(path)
+    path.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="train: expected a mapping of epochs, seed"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_recipes_load(path):
+    config = load_config(path)
+    assert config.train.epochs >= 1
