@@ -90,7 +90,7 @@ def glore_macs(
             f"input_shape must be (n, C, *spatial) with at least one spatial dim, got {tuple(input_shape)}"
         )
     n, c = int(input_shape[0]), int(input_shape[1])
-    length = math.prod(int(s) for s in input_shape[2:])
+    length = int(math.prod(input_shape[2:]))
     s, k = num_state, num_nodes
     graph = gcn_layers * (k * k * s + s * s * k) - (s * s * k if fused else 0)
     projection = k * c * length  # B = W_b X, needed by both orders
