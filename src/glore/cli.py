@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help). A module is imported only when its command runs or help is asked for.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("glore.tools.train", "train a network as a YAML recipe describes (torchrun for several GPUs or nodes)"),
+    "eval": ("glore.tools.evaluate", "evaluate a checkpoint on a dataset split"),
+    "demo": ("glore.tools.demo", "train a small ResNet with and without GloRe on relational data and compare"),
     "bench": ("glore.tools.bench", "time the GloRe unit against its product orders, NonLocal and a plain matmul"),
     "profile": ("glore.tools.profile", "parameters and GFLOPs per stage, and the paper's ImageNet table beside them"),
     "visualize": (

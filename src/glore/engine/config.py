@@ -75,6 +75,9 @@ class DataConfig:
         mean: normalisation mean, one value per channel.
         std: normalisation standard deviation, one value per channel.
         color_jitter: strength of training colour jitter; 0 disables it.
+        crop_scale: training random resized crop: range of the crop's area as a fraction of the image.
+        eval_crop_ratio: evaluation: the centre crop's share of the resized shorter side (0.875: 256 -> 224;
+            1.0 keeps the whole image, e.g. for 32-pixel CIFAR).
         batch_size: the global batch: summed over all processes (each gets ``batch_size / world_size``).
         val_batch_size: global validation batch; ``None`` uses ``batch_size``.
         num_workers: DataLoader worker processes per training process.
@@ -93,6 +96,8 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     color_jitter: float = 0.0
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    eval_crop_ratio: float = 0.875
     batch_size: int = 64
     val_batch_size: int | None = None
     num_workers: int = 2

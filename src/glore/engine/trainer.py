@@ -163,7 +163,13 @@ class ClassificationTask(Task):
         if d.transform == "standard":
             from glore.data.transforms import build_transform
 
-            extra = {"color_jitter": d.color_jitter} if train else {}
+            if len(d.crop_scale) != 2:
+                raise ValueError(f"data.crop_scale: expected [min, max], got {d.crop_scale}")
+            extra: dict[str, Any] = (
+                {"color_jitter": d.color_jitter, "scale": tuple(d.crop_scale)}
+                if train
+                else {"resize_ratio": d.eval_crop_ratio}
+            )
             transform = build_transform(train, d.image_size, mean=d.mean, std=d.std, **extra)
         return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
 

@@ -1,0 +1,61 @@
+"""``glore eval CONFIG --checkpoint PATH``: evaluate a checkpoint on the split ``data.val_split`` names.
+
+Runs under torchrun too; every sample is counted exactly once whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``glore eval``."""
+    parser.add_argument("config", help="YAML recipe whose data section describes the dataset")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by glore train (last.pt, best.pt)")
+    parser.add_argument("--split", help="split to evaluate (same as --set data.val_split=SPLIT)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config value, e.g. --set data.root=/data/CUB_200_2011; repeatable",
+    )
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``glore eval``; returns the exit status."""
+    from glore.engine import CheckpointError, ConfigError, evaluate, load_config
+    from glore.engine.distributed import cleanup_distributed, is_main_process
+
+    overrides = list(args.overrides)
+    if args.split:
+        overrides.append(f"data.val_split={args.split}")
+    try:
+        config = load_config(args.config, overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"glore eval: {err}", file=sys.stderr)
+        return 2
+    try:
+        metrics = evaluate(config, args.checkpoint)
+    except CheckpointError as err:
+        print(f"glore eval: {err}", file=sys.stderr)
+        return 2
+    finally:
+        main_process = is_main_process()  # asked before the group is gone
+        cleanup_distributed()
+    if main_process:
+        if args.json:
+            print(json.dumps(metrics))
+        else:
+            split = config.data.val_split
+            for key, value in metrics.items():
+                name = key.removeprefix("val_")
+                text = str(int(value)) if name in ("count", "skipped") else f"{value:.4f}"
+                print(f"{split} {name}: {text}")
+    return 0

@@ -1,0 +1,57 @@
+"""``glore train CONFIG [--set KEY=VALUE ...] [--resume | --resume-from CHECKPOINT]``: train as a YAML recipe describes.
+
+Under ``torchrun --nproc_per_node=N -m glore train CONFIG`` every process runs this; rank 0 prints and writes.
+Exit status: 0 when training finished, 1 when the loss became NaN or infinite (the last good checkpoint is
+kept), 2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``glore train``."""
+    parser.add_argument("config", help="YAML recipe, e.g. configs/cub200_resnet18_glore.yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config value (YAML syntax), e.g. --set optim.lr=0.1 --set model.glore=res4:1; repeatable",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue exactly from output.dir/last.pt")
+    parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue exactly from this checkpoint")
+    parser.add_argument("--output", metavar="DIR", help="run folder (same as --set output.dir=DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``glore train``; returns the exit status."""
+    from glore.engine import ConfigError, NonFiniteLossError, load_config, train
+    from glore.engine.distributed import cleanup_distributed, is_main_process
+
+    overrides = list(args.overrides)
+    if args.output:
+        overrides.append(f"output.dir={args.output}")
+    try:
+        config = load_config(args.config, overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"glore train: {err}", file=sys.stderr)
+        return 2
+    try:
+        metrics = train(config, resume=args.resume_from or args.resume)
+    except NonFiniteLossError as err:
+        if is_main_process():
+            print(f"glore train: {err}", file=sys.stderr)
+        return 1
+    finally:
+        main_process = is_main_process()  # asked before the group is gone
+        cleanup_distributed()
+    if metrics and main_process:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_count")
+        print(f"done: {config.output.dir} ({shown})")
+    return 0

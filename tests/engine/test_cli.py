@@ -1,0 +1,107 @@
+"""The ``glore train``, ``glore eval`` and ``glore demo`` commands, in-process and under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glore.cli import main
+from glore.engine import load_checkpoint
+from glore.engine.logger import read_csv
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+TINY = {
+    "model": {
+        "name": "resnet_small",
+        "glore": "res4:1",
+        "glore_args": {"num_nodes": 4, "num_state": 8},
+        "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
+    },
+    "data": {
+        "name": "relational",
+        "transform": "none",
+        "batch_size": 8,
+        "num_workers": 0,
+        "kwargs": {"image_size": 32},
+        "train_kwargs": {"num_samples": 32},
+        "val_kwargs": {"num_samples": 13},
+    },
+    "optim": {"lr": 0.05},
+    "train": {"epochs": 1, "device": "cpu", "progress": "plain", "log_every": 2},
+    "output": {"dir": "runs/unused", "tensorboard": False},
+}
+
+
+@pytest.fixture
+def recipe(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def test_train_then_eval(recipe, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--set", "train.epochs=2", "--output", str(run)]) == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert "done: " in capsys.readouterr().out
+    assert main(["eval", str(recipe), "--checkpoint", str(run / "last.pt"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["val_count"] == 13
+    assert metrics["val_top1"] == pytest.approx(read_csv(run / "metrics.csv")[-1]["val_top1"], abs=1e-5)
+    # --resume on a finished run has nothing left to do; more epochs continue it.
+    assert main(["train", str(recipe), "--output", str(run), "--set", "train.epochs=3", "--resume"]) == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 3
+
+
+def test_config_errors_exit_2(recipe, capsys):
+    assert main(["train", str(recipe), "--set", "optim.lrr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'optim.lrr'" in err and "valid keys in 'optim': name, lr" in err
+    assert main(["train", str(recipe), "--set", "train.epochs=two"]) == 2
+    assert "train.epochs: expected int, got str 'two'" in capsys.readouterr().err
+    assert main(["eval", str(recipe), "--checkpoint", "missing.pt"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_diverging_run_exits_nonzero(recipe, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", str(recipe), "--output", str(run), "--set", "optim.lr=1.0e+30", "--set", "train.epochs=2"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "training stopped: the loss is" in err and "learning rate" in err and "step " in err
+
+
+@pytest.mark.slow
+def test_torchrun_module_train(recipe, tmp_path):
+    # torchrun -m glore train: two gloo processes, validation samples (13) counted once.
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "glore", "train", str(recipe)]
+    cmd += ["--output", str(run), "--set", "data.num_workers=1"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = read_csv(run / "metrics.csv")
+    assert len(rows) == 1 and rows[0]["val_count"] == 13
+    assert result.stdout.count("done: ") == 1  # rank 0 alone reports
+    assert load_checkpoint(run / "best.pt")["model_config"]["glore"] == {"res4": [1]}
+
+
+def test_demo_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    shrink = ["--set", "model.kwargs.widths=[8,8,16,16]", "--set", "model.kwargs.stem_width=8"]
+    assert main(["demo", "--quick", "--output", str(out), *shrink]) == 0
+    printed = capsys.readouterr().out
+    assert "| model | GloRe units | test top-1 |" in printed
+    assert "| baseline | none |" in printed and "| glore | res4:1 |" in printed
+    for name in ("report.md", "curves.png", "baseline/best.pt", "glore/best.pt", "glore/curves.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "| glore | res4:1 |" in report and "![" in report
+    assert load_checkpoint(out / "baseline" / "best.pt")["model_config"]["glore"] is None
