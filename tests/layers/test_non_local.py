@@ -101,3 +101,19 @@ def test_bad_input() -> None:
         NonLocal(8)(torch.ones(1, 8, 3, 3, dtype=torch.int32))
     with pytest.raises(ValueError, match=r"supports 1 to 3 spatial dims"):
         NonLocal(4, subsample=True)(torch.randn(1, 4, 2, 2, 2, 2))
+
+
+def test_non_local_macs_count_every_product() -> None:
+    from glore.tools.bench import non_local_macs
+
+    n, c, i, h, w = 2, 16, 8, 5, 6
+    length = h * w
+    # theta, phi, g: i x C over L positions; logits and weighted sum: L x L x i each; output conv: C x i over L.
+    expected = n * (3 * i * c * length + 2 * length * length * i + c * i * length)
+    assert non_local_macs((n, c, h, w), i) == expected
+    context = 3 * 3  # 5x6 pooled by 2 with ceil mode
+    pooled = n * (i * c * length + 2 * i * c * context + 2 * length * context * i + c * i * length)
+    assert non_local_macs((n, c, h, w), i, subsample=True) == pooled
+    assert non_local_macs((1, c, 2, h, w), i, subsample=True) == (
+        i * c * 2 * length + 2 * i * c * 2 * context + 2 * 2 * length * 2 * context * i + c * i * 2 * length
+    )

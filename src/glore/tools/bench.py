@@ -1,0 +1,311 @@
+"""``glore bench``: time the GloRe unit in both product orders against a Non-local block and a plain matmul.
+
+Every time is the median of :mod:`torch.utils.benchmark` blocks, and every comparison is a ratio of two times
+taken in the same run, so the numbers say how the unit runs relative to this machine's matrix products rather
+than how fast the machine is. Definitions (also in docs/benchmarks.md):
+
+- MACs: multiply-adds of the block's matrix products for the whole batch (GloRe: :meth:`GloRe.macs` of the
+  order used; NonLocal: :func:`non_local_macs`). Training (forward + backward) counts 3x the forward MACs: each
+  product's backward is two products of the same size (the gradients of both operands).
+- GMAC/s: MACs / median time / 1e9 (billions of multiply-adds per second; the paper's "GFLOPs" are MACs).
+- matmul rate: GMAC/s of one float32 ``(C x C) @ (C x n*L)`` matmul timed in the same run, the 1x1 convolution
+  of the unit's width over the whole batch. ``vs matmul`` = the block's GMAC/s / that rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+
+from glore.layers import GloRe, NonLocal
+
+__all__ = ["SHAPES", "TARGETS", "Result", "non_local_macs", "run_benchmark", "add_arguments", "run", "main"]
+
+# name -> (n, C, *spatial); default nodes C/4 and state C/2.
+SHAPES: dict[str, tuple[int, ...]] = {
+    "res4": (8, 1024, 14, 14),
+    "res3": (8, 512, 28, 28),
+    "seg": (2, 1024, 64, 128),  # output stride 8 on a 512x1024 crop
+    "video": (2, 1024, 4, 14, 14),
+}
+
+# The issue's targets: shape -> minimum speed-up of "auto" over "direct" in (eval, train).
+TARGETS: dict[str, tuple[float, float]] = {"res3": (1.5, 1.3), "seg": (1.7, 1.4), "res4": (0.95, 0.95)}
+# Minimum fraction of the plain-matmul rate the unit (order "auto") reaches, per mode.
+RATE_TARGETS: dict[str, float] = {"eval": 0.70, "train": 0.50}
+
+
+@dataclass
+class Result:
+    """One timed configuration."""
+
+    shape: str
+    mode: str  # "eval" (forward, no grad) or "train" (forward + backward)
+    block: str
+    seconds: float | None  # median; None when skipped
+    macs: int
+    matmul_rate: float  # GMAC/s of the reference matmul of this shape
+    note: str = ""
+
+    @property
+    def gmacs_per_s(self) -> float | None:
+        return None if self.seconds is None else self.macs / self.seconds / 1e9
+
+    @property
+    def vs_matmul(self) -> float | None:
+        rate = self.gmacs_per_s
+        return None if rate is None else rate / self.matmul_rate
+
+
+def non_local_macs(input_shape: Sequence[int], inter_channels: int, *, subsample: bool = False) -> int:
+    """Multiply-adds of one embedded-Gaussian :class:`NonLocal` block's products, for the whole batch.
+
+    theta (i x C over L), phi and g (i x C over L'), the attention logits and their weighted sum (L x L' x i
+    each) and the output conv (C x i over L); the softmax, norm and residual add are elementwise and left out.
+
+    Args:
+        input_shape: (n, C, *spatial).
+        inter_channels: i, the embedding width.
+        subsample: phi and g see a context pooled by 2 over height and width (over the one dim of a sequence).
+    """
+    n, c, *spatial = (int(s) for s in input_shape)
+    length = math.prod(spatial)
+    if subsample:
+        pooled = list(spatial)
+        for d in range(max(0, len(pooled) - 2), len(pooled)):
+            pooled[d] = -(-pooled[d] // 2)
+        context = math.prod(pooled)
+    else:
+        context = length
+    i = inter_channels
+    per_sample = i * c * length + 2 * i * c * context + 2 * length * context * i + c * i * length
+    return n * per_sample
+
+
+def _time(fn: Callable[[], object], min_run_time: float) -> float:
+    """Median seconds of ``fn`` over blocks of at least ``min_run_time`` in all (the first call is not timed)."""
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def _time_interleaved(fns: Sequence[Callable[[], object]], min_run_time: float, rounds: int = 3) -> list[float]:
+    """Median seconds of each of ``fns``, timed in alternating rounds so that load from other processes on a
+    shared machine falls on all of them alike; the ratios of the results are what the benchmark reports."""
+    timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}) for fn in fns]
+    measured: list[list[benchmark.Measurement]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for timer, into in zip(timers, measured, strict=True):
+            into.append(timer.blocked_autorange(min_run_time=min_run_time / rounds))
+    return [benchmark.Measurement.merge(m)[0].median for m in measured]
+
+
+def _eval_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def step() -> object:
+        with torch.no_grad():
+            return module(x)
+
+    return step
+
+
+def _train_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    x = x.detach().requires_grad_()  # a unit inside a network passes a gradient back to its input
+    grad = torch.randn_like(x)
+
+    def step() -> object:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        module(x).backward(grad)
+        return None
+
+    return step
+
+
+def _matmul_step(shape: Sequence[int]) -> tuple[Callable[[], object], int]:
+    """The reference product of ``shape`` and its multiply-adds: (C, C) x (C, n*L) -> (C, n*L), float32."""
+    n, c = shape[:2]
+    columns = n * math.prod(shape[2:])
+    weight, act = torch.randn(c, c), torch.randn(c, columns)
+    return (lambda: torch.mm(weight, act)), c * c * columns
+
+
+def run_benchmark(
+    shapes: Sequence[str] = tuple(SHAPES),
+    *,
+    min_run_time: float = 0.5,
+    nonlocal_blocks: bool = True,
+    fuse_shape: str | None = "res4",
+    log: Callable[[str], None] = print,
+) -> list[Result]:
+    """Time GloRe (auto, direct), NonLocal and the fused unit on ``shapes``; returns one Result per timing.
+
+    Args:
+        shapes: names from :data:`SHAPES`.
+        min_run_time: seconds of timed runs per configuration (at least one run is timed).
+        nonlocal_blocks: also time the Non-local block.
+        fuse_shape: the shape at which a fused unit is timed against the unfused one in eval mode (None: skip).
+        log: called with a progress line per configuration.
+    """
+    results: list[Result] = []
+    for name in shapes:
+        shape = SHAPES[name]
+        channels = shape[1]
+        torch.manual_seed(0)
+        x = torch.randn(shape)
+        matmul, matmul_macs = _matmul_step(shape)
+        log(f"{name} {shape}")
+        for mode in ("eval", "train"):
+            factor = 3 if mode == "train" else 1
+            make_step = _eval_step if mode == "eval" else _train_step
+            units = {order: GloRe(channels, order=order).train(mode == "train") for order in ("auto", "direct")}
+            # The reference matmul is timed in the same rounds as the units it is compared with.
+            steps = [matmul] + [make_step(unit, x) for unit in units.values()]
+            matmul_seconds, *times = _time_interleaved(steps, min_run_time)
+            rate = matmul_macs / matmul_seconds / 1e9
+            log(f"  {mode:5s} plain matmul: {rate:.1f} GMAC/s")
+            for (order, unit), seconds in zip(units.items(), times, strict=True):
+                used = unit.resolve_order(shape)
+                macs = factor * unit.macs(shape)[used]
+                results.append(Result(name, mode, f"GloRe {order}", seconds, macs, rate, note=f"order {used}"))
+                log(f"  {mode:5s} GloRe {order:6s} ({used}): {seconds * 1e3:.1f} ms")
+            if nonlocal_blocks:
+                block = NonLocal(channels).train(mode == "train")
+                macs = factor * non_local_macs(shape, block.inter_channels)
+                try:
+                    seconds, note = _time(make_step(block, x), min_run_time), ""
+                except (RuntimeError, MemoryError) as error:  # out of memory on a large map
+                    seconds, note = None, f"skipped: {str(error).splitlines()[0][:80]}"
+                results.append(Result(name, mode, "NonLocal", seconds, macs, rate, note=note))
+                log(f"  {mode:5s} NonLocal: " + (f"{seconds * 1e3:.1f} ms" if seconds is not None else note))
+            del make_step
+        if name == fuse_shape:
+            unit = GloRe(channels).eval()
+            fused = copy.deepcopy(unit).fuse()
+            pairs = (("GloRe auto, unfused", unit), ("GloRe auto, fused", fused))
+            steps = [matmul] + [_eval_step(module, x) for _, module in pairs]
+            matmul_seconds, *times = _time_interleaved(steps, min_run_time)
+            rate = matmul_macs / matmul_seconds / 1e9
+            for (label, module), seconds in zip(pairs, times, strict=True):
+                used = module.resolve_order(shape)
+                results.append(Result(name, "eval", label, seconds, module.macs(shape)[used], rate, "order " + used))
+                log(f"  eval  {label}: {seconds * 1e3:.1f} ms")
+    return results
+
+
+def _find(results: Sequence[Result], shape: str, mode: str, block: str) -> Result | None:
+    return next((r for r in results if (r.shape, r.mode, r.block) == (shape, mode, block)), None)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _speedup(slow: Result | None, fast: Result | None) -> float | None:
+    if slow is None or fast is None or slow.seconds is None or fast.seconds is None:
+        return None
+    return slow.seconds / fast.seconds
+
+
+def format_report(results: Sequence[Result]) -> str:
+    """Markdown tables: every timing, the ratios per shape, and each target of the issue with met/missed."""
+    lines = [
+        "| shape | mode | block | time (ms) | GMACs | GMAC/s | vs matmul | note |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        time_ms = None if r.seconds is None else r.seconds * 1e3
+        lines.append(
+            f"| {r.shape} {SHAPES[r.shape]} | {r.mode} | {r.block} | {_fmt(time_ms, '.1f')} | {r.macs / 1e9:.2f} "
+            f"| {_fmt(r.gmacs_per_s, '.1f')} | {_fmt(r.vs_matmul, '.2f')} | {r.note} |"
+        )
+    shapes = list(dict.fromkeys(r.shape for r in results))
+    lines += [
+        "",
+        "| shape | matmul GMAC/s (eval) | auto/direct eval | auto/direct train "
+        "| NonLocal/GloRe eval | NonLocal/GloRe train |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in shapes:
+        cells = []
+        for mode in ("eval", "train"):
+            cells.append(_speedup(_find(results, name, mode, "GloRe direct"), _find(results, name, mode, "GloRe auto")))
+        for mode in ("eval", "train"):
+            cells.append(_speedup(_find(results, name, mode, "NonLocal"), _find(results, name, mode, "GloRe auto")))
+        rate = next(r.matmul_rate for r in results if r.shape == name and r.mode == "eval")
+        lines.append(
+            f"| {name} | {rate:.1f} | " + " | ".join(_fmt(c, ".2f") + "x" * (c is not None) for c in cells) + " |"
+        )
+    fused = _speedup(
+        _find(results, "res4", "eval", "GloRe auto, unfused"), _find(results, "res4", "eval", "GloRe auto, fused")
+    )
+    if fused is not None:
+        lines += ["", f"Fused vs unfused unit, res4 eval: {fused:.2f}x faster."]
+    lines += ["", "| target | measured | met |", "|---|---:|---|"]
+    for name in shapes:
+        for mode, index in (("eval", 0), ("train", 1)):
+            if name in TARGETS:
+                ratio = _speedup(_find(results, name, mode, "GloRe direct"), _find(results, name, mode, "GloRe auto"))
+                goal = TARGETS[name][index]
+                if name == "res4":
+                    text = f"{name} {mode}: auto not slower than direct (>= {goal}x)"
+                else:
+                    text = f"{name} {mode}: auto faster than direct by >= {goal}x"
+                lines.append(_target_line(text, ratio, goal, "x"))
+            ratio = _speedup(_find(results, name, mode, "NonLocal"), _find(results, name, mode, "GloRe auto"))
+            lines.append(_target_line(f"{name} {mode}: GloRe faster than NonLocal", ratio, 1.0, "x", strict=True))
+            auto = _find(results, name, mode, "GloRe auto")
+            share = None if auto is None else auto.vs_matmul
+            goal = RATE_TARGETS[mode]
+            lines.append(_target_line(f"{name} {mode}: unit >= {goal:.0%} of the matmul rate", share, goal, ""))
+    return "\n".join(lines)
+
+
+def _target_line(text: str, value: float | None, goal: float, unit: str, *, strict: bool = False) -> str:
+    if value is None:
+        return f"| {text} | - | not measured |"
+    met = value > goal if strict else value >= goal
+    return f"| {text} | {value:.2f}{unit} | {'yes' if met else 'NO'} |"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options to ``parser``."""
+    parser.add_argument(
+        "--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES), help="shapes to time (default: all)"
+    )
+    parser.add_argument(
+        "--min-run-time", type=float, default=0.5, help="seconds of timed runs per configuration (default 0.5)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-nonlocal", action="store_true", help="do not time the Non-local block")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with parsed ``args`` and print the report; returns the exit status."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.min_run_time <= 0:
+        raise SystemExit(f"--min-run-time must be positive, got {args.min_run_time}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+        f"float32, min_run_time {args.min_run_time} s"
+    )
+    results = run_benchmark(args.shapes, min_run_time=args.min_run_time, nonlocal_blocks=not args.no_nonlocal)
+    print()
+    print(format_report(results))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run: the entry point of benchmarks/bench_unit.py."""
+    parser = argparse.ArgumentParser(prog="bench_unit", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
