@@ -82,3 +82,28 @@ def test_yaml_errors(tmp_path):
 def test_recipes_load(path):
     config = load_config(path)
     assert config.train.epochs >= 1
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_recipes_build_their_networks(path):
+    from glore.models import create_model
+
+    m = load_config(path).model
+    # Pretrained weights are not fetched here; the architecture and the unit options must be accepted.
+    net = create_model(m.name, num_classes=7, glore=m.glore, glore_args=m.glore_args or None, **m.kwargs)
+    has_units = any(".glore" in name for name, _ in net.named_modules())
+    assert has_units == (m.glore is not None)
+
+
+def test_recipe_values():
+    configs = {p.stem: load_config(p) for p in CONFIGS}
+    cub = configs["cub200_resnet18_glore"]
+    assert (cub.model.name, cub.model.glore, cub.train.epochs, cub.data.batch_size) == ("resnet18", "res4:1", 10, 32)
+    assert (cub.optim.lr, cub.optim.weight_decay, cub.optim.momentum) == (0.04, 5e-4, 0.9)
+    assert cub.model.glore_args == {"num_nodes": 16, "num_state": 256} and cub.model.pretrained
+    assert configs["cub200_resnet18"].model.glore is None
+    r50 = configs["imagenet_resnet50_glore"]
+    assert (r50.model.glore, r50.train.epochs, r50.data.batch_size, r50.optim.lr) == ("res4:3", 100, 256, 0.1)
+    assert (r50.schedule.name, r50.schedule.warmup_epochs, r50.optim.weight_decay) == ("cosine", 5.0, 1e-4)
+    assert r50.train.label_smoothing == 0.1 and configs["imagenet_resnet50"].model.glore is None
+    assert configs["demo"].model.glore is not None

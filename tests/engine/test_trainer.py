@@ -199,3 +199,42 @@ def test_glore_network_one_epoch_end_to_end(tmp_path):
     net = load_model(run / "last.pt")
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
     assert evaluate(config, run / "last.pt")["val_top1"] == pytest.approx(metrics["val_top1"])
+
+
+def test_skipped_samples_are_counted(tmp_path):
+    from glore.data import collate
+
+    class Holes(TinyTask):
+        """Every 4th sample is unreadable (None), as with data.on_error = skip."""
+
+        def build_dataset(self, split, *, train):
+            base = super().build_dataset(split, train=train)
+
+            class WithHoles(torch.utils.data.Dataset):
+                num_classes = base.num_classes
+
+                def __len__(self):
+                    return len(base)
+
+                def __getitem__(self, i):
+                    return None if i % 4 == 0 else (base[i][0], int(base[i][1]))
+
+            return WithHoles()
+
+        def collate(self, samples):
+            return collate(samples)
+
+    config = tiny_config(str(tmp_path), train={"epochs": 1})
+    metrics = train(config, Holes(config, n_train=32, n_val=13))
+    assert metrics["train_skipped"] == 8  # 32 samples, one in four
+    assert metrics["val_skipped"] == 4 and metrics["val_count"] == 9  # indices 0, 4, 8, 12 of 13
+    assert read_csv(tmp_path / "metrics.csv")[0]["train_skipped"] == 8
+
+
+@pytest.mark.slow
+def test_torch_compile(tmp_path):
+    config = tiny_config(str(tmp_path), train={"epochs": 1, "compile": True})
+    metrics = train(config, TinyTask(config))
+    assert math.isfinite(metrics["train_loss"])
+    state = load_checkpoint(tmp_path / "last.pt")["model"]
+    assert not any(key.startswith("_orig_mod") for key in state)  # the plain network's keys
