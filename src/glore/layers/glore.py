@@ -205,7 +205,7 @@ class GloRe(nn.Module):
     def _project(self, x_flat: torch.Tensor) -> torch.Tensor:
         n = x_flat.shape[0]
         weight = self.conv_proj.weight.squeeze(-1)  # (N, C, 1) -> (N, C)
-        # b_b + (N, C) x (n, C, L) -> (n, N, L); bmm reads a channels_last input in place, conv1d would copy it.
+        # b_b + (N, C) x (n, C, L) -> (n, N, L), one batched product that also reads a channels_last input as is
         return _affine(weight, self.conv_proj.bias, x_flat, n)
 
     def projection(self, x: torch.Tensor) -> torch.Tensor:
