@@ -243,7 +243,7 @@ def plot_curves(
     series: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Draw loss and accuracy against the epoch into a PNG (matplotlib's Agg backend, no display needed).
+    """Draw loss and accuracy against the epoch into a PNG (rendered with Agg: no display needed).
 
     Args:
         rows: ``metrics.csv`` rows (``epoch``, ``train_loss``, ``val_loss``, ``train_top1``, ``val_top1``).
@@ -254,15 +254,15 @@ def plot_curves(
     Returns:
         ``path`` as a ``Path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A bare Figure renders with Agg and leaves pyplot's global backend and figure list alone.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     runs = dict(series) if series is not None else {"": rows}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "top1", "top-1 accuracy")):
-        for name, run_rows in runs.items():
+        for index, (name, run_rows) in enumerate(runs.items()):
             for split, style in (("train", "--"), ("val", "-")):
                 points = [
                     (r["epoch"], r[f"{split}_{metric}"])
@@ -271,7 +271,8 @@ def plot_curves(
                 ]
                 if points:
                     xs, ys = zip(*points, strict=True)
-                    ax.plot(xs, ys, style, marker="o", markersize=3, label=f"{name} {split}".strip())
+                    ax.plot(xs, ys, style, color=f"C{index}", marker="o", markersize=3, label=f"{name} {split}".strip())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -283,6 +284,5 @@ def plot_curves(
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
     return path

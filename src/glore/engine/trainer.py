@@ -303,14 +303,32 @@ class Trainer:
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
+    def _init_runtime(self) -> DistInfo:
+        """Join the process group (under torchrun) and pick the device and the autocast dtype."""
+        self.info = init_distributed(self.config.train.device)
+        self.device = self.info.device
+        self.amp_dtype = AMP_DTYPES.get(self.config.train.amp)
+        return self.info
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        """A loader over this process's unpadded shard of ``dataset``."""
+        cfg, info = self.config, self.info
+        val_batch = cfg.data.val_batch_size or cfg.data.batch_size
+        return DataLoader(
+            dataset,
+            batch_size=max(val_batch // info.world_size, 1),
+            sampler=ShardSampler(dataset, num_replicas=info.world_size, rank=info.rank),
+            num_workers=cfg.data.num_workers,
+            collate_fn=self.task.collate,
+            pin_memory=info.device.type == "cuda",
+        )
+
     def _setup(self) -> None:
         cfg = self.config
         t = cfg.train
         if t.epochs < 1:
             raise ValueError(f"train.epochs: expected a positive int, got {t.epochs}")
-        self.info = info = init_distributed(t.device)
-        self.device = info.device
-        self.amp_dtype = AMP_DTYPES.get(t.amp)
+        info = self._init_runtime()
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
@@ -350,17 +368,7 @@ class Trainer:
                 f"data.batch_size: {cfg.data.batch_size} is larger than the training set "
                 f"({len(train_set)} samples); no full batch fits in an epoch"
             )
-        self.val_loader = None
-        if val_set is not None:
-            val_batch = cfg.data.val_batch_size or cfg.data.batch_size
-            self.val_loader = DataLoader(
-                val_set,
-                batch_size=max(val_batch // world, 1),
-                sampler=ShardSampler(val_set, num_replicas=world, rank=info.rank),
-                num_workers=cfg.data.num_workers,
-                collate_fn=self.task.collate,
-                pin_memory=pin,
-            )
+        self.val_loader = self._eval_loader(val_set) if val_set is not None else None
 
         model = self.task.build_model(train_set).to(info.device)
         if t.channels_last:
@@ -657,29 +665,17 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
     Returns:
         ``val_loss``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_count``, ``val_skipped``.
     """
-    trainer = Trainer(config, task)
-    task = trainer.task
     if not config.data.val_split:
         raise ValueError("data.val_split: evaluation needs a split to evaluate, got null")
-    info = init_distributed(config.train.device)
-    trainer.info, trainer.device = info, info.device
-    trainer.amp_dtype = AMP_DTYPES.get(config.train.amp)
+    trainer = Trainer(config, task)
+    info = trainer._init_runtime()
     state = load_checkpoint(checkpoint, map_location=info.device)
     if state.get("model_config") is None:
         raise ValueError(f"checkpoint {str(checkpoint)!r}: no model_config to rebuild the network from")
-    model = task.rebuild_model(dict(state["model_config"]))
+    model = trainer.task.rebuild_model(dict(state["model_config"]))
     model.load_state_dict(state["model"])
     model = model.to(info.device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    val_set = task.build_dataset(config.data.val_split, train=False)
-    val_batch = config.data.val_batch_size or config.data.batch_size
-    loader = DataLoader(
-        val_set,
-        batch_size=max(val_batch // info.world_size, 1),
-        sampler=ShardSampler(val_set, num_replicas=info.world_size, rank=info.rank),
-        num_workers=config.data.num_workers,
-        collate_fn=task.collate,
-    )
-    trainer.model = model
-    return trainer.validate(model, loader)
+    val_set = trainer.task.build_dataset(config.data.val_split, train=False)
+    return trainer.validate(model, trainer._eval_loader(val_set))
