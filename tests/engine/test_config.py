@@ -43,6 +43,18 @@ def test_overrides():
     assert config.output.dir == "runs/x=y"  # only the first '=' separates key and value
 
 
+def test_string_values_stay_strings(tmp_path):
+    # YAML 1.1 would read off/no/yes as booleans and 1e-3 as a string; the field's type decides.
+    config = load_config(
+        None, ["train.progress=off", "output.dir=no", "model.name='resnet50'", "model.pretrained=null"]
+    )
+    assert config.train.progress == "off" and config.output.dir == "no" and config.model.name == "resnet50"
+    assert config.model.pretrained is None
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  progress: off\n")
+    assert load_config(path).train.progress == "off"
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

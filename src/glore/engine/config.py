@@ -266,6 +266,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 continue
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     if origin is Literal:
+        if isinstance(value, bool):
+            # YAML 1.1 reads a bare off/on as a bool: give such a word back where the literal expects it.
+            word = "on" if value else "off"
+            if word in typing.get_args(tp):
+                return word
         if value in typing.get_args(tp):
             return value
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
@@ -325,18 +330,44 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def _parse_override(text: str) -> tuple[list[str], Any]:
+def _parse_override(text: str) -> tuple[list[str], str]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. optim.lr=0.1")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r}: expected a dotted key such as optim.lr before '='")
+    return key.split("."), raw
+
+
+def _string_only(tp: Any) -> bool:
+    """Whether the field holds strings (or null) only, so an override's text is taken as it is written."""
+    if tp is str:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return bool(args) and all(_string_only(a) for a in args)
+    return False
+
+
+def _override_value(text: str, raw: str, tp: Any) -> Any:
+    stripped = raw.strip()
+    if tp is not None and _string_only(tp):
+        # Strings stay as written: YAML would read output.dir=no or train.progress=off as booleans.
+        if stripped in ("null", "~", "") and tp is not str:
+            return None
+        if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+            return stripped[1:-1]
+        return stripped
+    if not stripped:
+        return None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        return yaml.safe_load(raw)
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
-    return key.split("."), value
 
 
 def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -347,13 +378,16 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
     sub-key is accepted.
     """
     for text in overrides:
-        parts, value = _parse_override(text)
+        parts, raw = _parse_override(text)
         cls: Any = Config
         node = values
+        tp: Any = None
         for depth, part in enumerate(parts):
             prefix = ".".join(parts[:depth])
             last = depth == len(parts) - 1
-            if cls is not None:
+            if cls is None:
+                tp = None  # below a free-form mapping: the value's type is whatever YAML reads
+            else:
                 names = {f.name for f in dataclasses.fields(cls)}
                 if part not in names:
                     where = f"in '{prefix}'" if prefix else "at the top level"
@@ -365,7 +399,7 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
                         f"override {text!r}: '{'.'.join(parts[: depth + 1])}' is a {_type_name(tp)}, it has no sub-keys"
                     )
             if last:
-                node[part] = value
+                node[part] = _override_value(text, raw, tp)
             else:
                 child = node.get(part)
                 if not isinstance(child, dict):
