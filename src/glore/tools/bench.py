@@ -1,13 +1,17 @@
 """``glore bench``: time the GloRe unit in both product orders against a Non-local block and a plain matmul.
 
-Every time is the median of :mod:`torch.utils.benchmark` blocks, and every comparison is a ratio of two times
-taken in the same run, so the numbers say how the unit runs relative to this machine's matrix products rather
-than how fast the machine is. Definitions (also in docs/benchmarks.md):
+Configurations that are compared are timed with :mod:`torch.utils.benchmark` in alternating rounds, and every
+comparison is a ratio of two times taken in the same run, so the numbers say how the unit runs relative to this
+machine's matrix products rather than how fast the machine is. Definitions (also in docs/benchmarks.md):
+
+- time: by default the fastest per-run time over all timed blocks (``--statistic min``): on a machine shared
+  with other processes the fastest block is the one least disturbed by them; ``--statistic median`` reports
+  the median block instead. Both are printed.
 
 - MACs: multiply-adds of the block's matrix products for the whole batch (GloRe: :meth:`GloRe.macs` of the
   order used; NonLocal: :func:`non_local_macs`). Training (forward + backward) counts 3x the forward MACs: each
   product's backward is two products of the same size (the gradients of both operands).
-- GMAC/s: MACs / median time / 1e9 (billions of multiply-adds per second; the paper's "GFLOPs" are MACs).
+- GMAC/s: MACs / time / 1e9 (billions of multiply-adds per second; the paper's "GFLOPs" are MACs).
 - matmul rate: GMAC/s of one float32 ``(C x C) @ (C x n*L)`` matmul timed in the same run, the 1x1 convolution
   of the unit's width over the whole batch. ``vs matmul`` = the block's GMAC/s / that rate.
 """
@@ -50,10 +54,11 @@ class Result:
     shape: str
     mode: str  # "eval" (forward, no grad) or "train" (forward + backward)
     block: str
-    seconds: float | None  # median; None when skipped
+    seconds: float | None  # the chosen statistic (min or median) per run; None when skipped
     macs: int
     matmul_rate: float  # GMAC/s of the reference matmul of this shape
     note: str = ""
+    median: float | None = None  # median seconds per run
 
     @property
     def gmacs_per_s(self) -> float | None:
@@ -90,21 +95,32 @@ def non_local_macs(input_shape: Sequence[int], inter_channels: int, *, subsample
     return n * per_sample
 
 
-def _time(fn: Callable[[], object], min_run_time: float) -> float:
-    """Median seconds of ``fn`` over blocks of at least ``min_run_time`` in all (the first call is not timed)."""
+def _stats(measurement: benchmark.Measurement) -> tuple[float, float]:
+    """(fastest, median) seconds per run over the measurement's blocks."""
+    return min(measurement.times), measurement.median
+
+
+def _time(fn: Callable[[], object], min_run_time: float) -> tuple[float, float]:
+    """(fastest, median) seconds per run of ``fn`` over blocks of at least ``min_run_time`` in all.
+
+    The first call (``blocked_autorange``'s estimate of the block size) is not among the timed blocks.
+    """
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    return _stats(timer.blocked_autorange(min_run_time=min_run_time))
 
 
-def _time_interleaved(fns: Sequence[Callable[[], object]], min_run_time: float, rounds: int = 3) -> list[float]:
-    """Median seconds of each of ``fns``, timed in alternating rounds so that load from other processes on a
-    shared machine falls on all of them alike; the ratios of the results are what the benchmark reports."""
+def _time_interleaved(
+    fns: Sequence[Callable[[], object]], min_run_time: float, rounds: int = 3
+) -> list[tuple[float, float]]:
+    """(fastest, median) seconds per run of each of ``fns``, timed in alternating rounds so that load from
+    other processes on a shared machine falls on all of them alike; each round starts with a different one."""
     timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}) for fn in fns]
     measured: list[list[benchmark.Measurement]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for timer, into in zip(timers, measured, strict=True):
-            into.append(timer.blocked_autorange(min_run_time=min_run_time / rounds))
-    return [benchmark.Measurement.merge(m)[0].median for m in measured]
+    for r in range(rounds):
+        for i in range(len(fns)):
+            k = (i + r) % len(fns)
+            measured[k].append(timers[k].blocked_autorange(min_run_time=min_run_time / rounds))
+    return [_stats(benchmark.Measurement.merge(m)[0]) for m in measured]
 
 
 def _eval_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -142,6 +158,7 @@ def run_benchmark(
     min_run_time: float = 0.5,
     nonlocal_blocks: bool = True,
     fuse_shape: str | None = "res4",
+    statistic: str = "min",
     log: Callable[[str], None] = print,
 ) -> list[Result]:
     """Time GloRe (auto, direct), NonLocal and the fused unit on ``shapes``; returns one Result per timing.
@@ -151,8 +168,12 @@ def run_benchmark(
         min_run_time: seconds of timed runs per configuration (at least one run is timed).
         nonlocal_blocks: also time the Non-local block.
         fuse_shape: the shape at which a fused unit is timed against the unfused one in eval mode (None: skip).
+        statistic: ``"min"`` (fastest block) or ``"median"``: which time the results and ratios use.
         log: called with a progress line per configuration.
     """
+    if statistic not in ("min", "median"):
+        raise ValueError(f"statistic must be 'min' or 'median', got {statistic!r}")
+    pick = 0 if statistic == "min" else 1
     results: list[Result] = []
     for name in shapes:
         shape = SHAPES[name]
@@ -167,22 +188,25 @@ def run_benchmark(
             units = {order: GloRe(channels, order=order).train(mode == "train") for order in ("auto", "direct")}
             # The reference matmul is timed in the same rounds as the units it is compared with.
             steps = [matmul] + [make_step(unit, x) for unit in units.values()]
-            matmul_seconds, *times = _time_interleaved(steps, min_run_time)
-            rate = matmul_macs / matmul_seconds / 1e9
+            matmul_time, *times = _time_interleaved(steps, min_run_time)
+            rate = matmul_macs / matmul_time[pick] / 1e9
             log(f"  {mode:5s} plain matmul: {rate:.1f} GMAC/s")
-            for (order, unit), seconds in zip(units.items(), times, strict=True):
+            for (order, unit), timing in zip(units.items(), times, strict=True):
                 used = unit.resolve_order(shape)
                 macs = factor * unit.macs(shape)[used]
-                results.append(Result(name, mode, f"GloRe {order}", seconds, macs, rate, note=f"order {used}"))
-                log(f"  {mode:5s} GloRe {order:6s} ({used}): {seconds * 1e3:.1f} ms")
+                label = f"GloRe {order}"
+                results.append(Result(name, mode, label, timing[pick], macs, rate, f"order {used}", timing[1]))
+                log(f"  {mode:5s} GloRe {order:6s} ({used}): {timing[pick] * 1e3:.1f} ms")
             if nonlocal_blocks:
                 block = NonLocal(channels).train(mode == "train")
                 macs = factor * non_local_macs(shape, block.inter_channels)
                 try:
-                    seconds, note = _time(make_step(block, x), min_run_time), ""
+                    timing: tuple[float | None, float | None] = _time(make_step(block, x), min_run_time)
+                    note = ""
                 except (RuntimeError, MemoryError) as error:  # out of memory on a large map
-                    seconds, note = None, f"skipped: {str(error).splitlines()[0][:80]}"
-                results.append(Result(name, mode, "NonLocal", seconds, macs, rate, note=note))
+                    timing, note = (None, None), f"skipped: {str(error).splitlines()[0][:80]}"
+                seconds = timing[pick]
+                results.append(Result(name, mode, "NonLocal", seconds, macs, rate, note, timing[1]))
                 log(f"  {mode:5s} NonLocal: " + (f"{seconds * 1e3:.1f} ms" if seconds is not None else note))
             del make_step
         if name == fuse_shape:
@@ -190,12 +214,13 @@ def run_benchmark(
             fused = copy.deepcopy(unit).fuse()
             pairs = (("GloRe auto, unfused", unit), ("GloRe auto, fused", fused))
             steps = [matmul] + [_eval_step(module, x) for _, module in pairs]
-            matmul_seconds, *times = _time_interleaved(steps, min_run_time)
-            rate = matmul_macs / matmul_seconds / 1e9
-            for (label, module), seconds in zip(pairs, times, strict=True):
+            matmul_time, *times = _time_interleaved(steps, min_run_time)
+            rate = matmul_macs / matmul_time[pick] / 1e9
+            for (label, module), timing in zip(pairs, times, strict=True):
                 used = module.resolve_order(shape)
-                results.append(Result(name, "eval", label, seconds, module.macs(shape)[used], rate, "order " + used))
-                log(f"  eval  {label}: {seconds * 1e3:.1f} ms")
+                macs = module.macs(shape)[used]
+                results.append(Result(name, "eval", label, timing[pick], macs, rate, f"order {used}", timing[1]))
+                log(f"  eval  {label}: {timing[pick] * 1e3:.1f} ms")
     return results
 
 
@@ -216,13 +241,15 @@ def _speedup(slow: Result | None, fast: Result | None) -> float | None:
 def format_report(results: Sequence[Result]) -> str:
     """Markdown tables: every timing, the ratios per shape, and each target of the issue with met/missed."""
     lines = [
-        "| shape | mode | block | time (ms) | GMACs | GMAC/s | vs matmul | note |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| shape | mode | block | time (ms) | median (ms) | GMACs | GMAC/s | vs matmul | note |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         time_ms = None if r.seconds is None else r.seconds * 1e3
+        median_ms = None if r.median is None else r.median * 1e3
         lines.append(
-            f"| {r.shape} {SHAPES[r.shape]} | {r.mode} | {r.block} | {_fmt(time_ms, '.1f')} | {r.macs / 1e9:.2f} "
+            f"| {r.shape} {SHAPES[r.shape]} | {r.mode} | {r.block} | {_fmt(time_ms, '.1f')} | {_fmt(median_ms, '.1f')} "
+            f"| {r.macs / 1e9:.2f} "
             f"| {_fmt(r.gmacs_per_s, '.1f')} | {_fmt(r.vs_matmul, '.2f')} | {r.note} |"
         )
     shapes = list(dict.fromkeys(r.shape for r in results))
@@ -284,6 +311,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-nonlocal", action="store_true", help="do not time the Non-local block")
+    parser.add_argument(
+        "--statistic",
+        choices=("min", "median"),
+        default="min",
+        help="time reported and used in ratios: the fastest timed block (default) or the median block",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -296,9 +329,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--min-run-time must be positive, got {args.min_run_time}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"float32, min_run_time {args.min_run_time} s"
+        f"float32, min_run_time {args.min_run_time} s, statistic {args.statistic}"
     )
-    results = run_benchmark(args.shapes, min_run_time=args.min_run_time, nonlocal_blocks=not args.no_nonlocal)
+    results = run_benchmark(
+        args.shapes, min_run_time=args.min_run_time, nonlocal_blocks=not args.no_nonlocal, statistic=args.statistic
+    )
     print()
     print(format_report(results))
     return 0
