@@ -238,3 +238,15 @@ def test_torch_compile(tmp_path):
     assert math.isfinite(metrics["train_loss"])
     state = load_checkpoint(tmp_path / "last.pt")["model"]
     assert not any(key.startswith("_orig_mod") for key in state)  # the plain network's keys
+
+
+def test_eval_every_and_best_metric(tmp_path):
+    config = tiny_config(str(tmp_path), train={"epochs": 3, "eval_every": 2})
+    train(config, TinyTask(config))
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert [r["val_count"] for r in rows] == [None, 13.0, 13.0]  # epoch 2, and always the last
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] in (2, 3) and best["best_metric"] == pytest.approx(max(r["val_top1"] for r in rows[1:]))
+    config = tiny_config(str(tmp_path / "bad"), output={"best_metric": "top9"})
+    with pytest.raises(ValueError, match="output.best_metric: 'top9' .* available: .*top1"):
+        train(config, TinyTask(config))

@@ -561,14 +561,20 @@ class Trainer:
         """Save ``last.pt`` (and ``best.pt`` when the tracked metric improved) after ``epoch`` epochs."""
         cfg = self.config
         rng_states = all_gather_object(capture_rng_state())
-        key = f"val_{cfg.output.best_metric}" if self.val_loader is not None else f"train_{cfg.output.best_metric}"
-        if key not in metrics:
-            raise ValueError(
-                f"output.best_metric: {cfg.output.best_metric!r} is not a metric of this task; "
-                f"available: {', '.join(k.split('_', 1)[1] for k in metrics if k.startswith('val_'))}"
-            )
-        value = metrics[key]
-        improved = math.isfinite(value) and value > self.best_metric
+        # The best checkpoint is chosen on validation metrics; without a validation set, on training metrics.
+        # An epoch that skipped validation (train.eval_every) cannot improve it.
+        prefix = "val_" if self.val_loader is not None else "train_"
+        improved = False
+        if any(k.startswith(prefix) for k in metrics):
+            key = prefix + cfg.output.best_metric
+            if key not in metrics:
+                names = sorted(k[len(prefix) :] for k in metrics if k.startswith(prefix))
+                raise ValueError(
+                    f"output.best_metric: {cfg.output.best_metric!r} is not a metric of this task; "
+                    f"available: {', '.join(names)}"
+                )
+            value = metrics[key]
+            improved = math.isfinite(value) and value > self.best_metric
         if improved:
             self.best_metric = value
         if not self.info.is_main:
