@@ -1,7 +1,7 @@
 """Stand-ins for the engine's tests: a tiny task with a tiny network on a small in-memory dataset.
 
-Also run as a script under torchrun: ``engine_standins.py CONFIG OUT_JSON [--bn]`` trains the tiny task and
-rank 0 writes the final metrics to OUT_JSON.
+Also run as a script under torchrun: ``engine_standins.py CONFIG OUT_JSON [TASK_KWARGS_JSON]`` trains the tiny
+task (``"resume": true`` among the kwargs resumes) and rank 0 writes the final metrics to OUT_JSON.
 """
 
 from __future__ import annotations
@@ -142,8 +142,9 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     config_path, out_json = sys.argv[1], sys.argv[2]
     task_kwargs = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    resume = task_kwargs.pop("resume", False)
     config = load_config(config_path)
-    metrics = train(config, TinyTask(config, **task_kwargs))
+    metrics = train(config, TinyTask(config, **task_kwargs), resume=resume)
     if torch.distributed.is_initialized():
         rank = torch.distributed.get_rank()
         torch.distributed.destroy_process_group()

@@ -39,7 +39,7 @@ def test_world_of_one_is_not_wrapped():
     assert wrap_model(net, DistInfo()) is net and unwrap_model(net) is net
 
 
-def _torchrun(tmp_path: Path, name: str, config, task_kwargs: dict, nproc: int = 2) -> dict:
+def _torchrun(tmp_path: Path, name: str, config, task_kwargs: dict, nproc: int = 2, expect_ok: bool = True) -> dict:
     config_path = tmp_path / f"{name}.yaml"
     save_config(config, config_path)
     out = tmp_path / f"{name}.json"
@@ -54,6 +54,9 @@ def _torchrun(tmp_path: Path, name: str, config, task_kwargs: dict, nproc: int =
         json.dumps(task_kwargs),
     ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if not expect_ok:
+        assert result.returncode != 0
+        return {"stderr": result.stderr}
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -95,3 +98,21 @@ def test_two_processes_with_batchnorm(tmp_path):
     assert metrics["val_loss"] == pytest.approx(single["val_loss"], rel=1e-5)
     assert metrics["val_top1"] > 0.5  # it learnt (four classes)
     assert (tmp_path / "bn" / "metrics.csv").read_text().count("\n") == 4  # rank 0 alone wrote: header + 3 rows
+
+
+@pytest.mark.slow
+def test_two_processes_resume_exactly(tmp_path):
+    # Dropout draws from each process's own generator: resuming must restore every rank's state.
+    kwargs = {"bn": True, "dropout": 0.3, "n_train": 32, "n_val": 13}
+    straight = tiny_config(str(tmp_path / "straight"), train={"epochs": 3})
+    split = tiny_config(str(tmp_path / "split"), train={"epochs": 3})
+    _torchrun(tmp_path, "straight", straight, kwargs)
+    # 4 steps per epoch (32 samples, global batch 8): the run dies in epoch 3, after the checkpoint of epoch 2.
+    died = _torchrun(tmp_path, "split", split, {**kwargs, "crash_at": 10}, expect_ok=False)
+    assert "simulated crash" in died["stderr"]
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 2
+    _torchrun(tmp_path, "split", split, {**kwargs, "resume": True})
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "split" / "last.pt")["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
