@@ -250,3 +250,18 @@ def test_eval_every_and_best_metric(tmp_path):
     config = tiny_config(str(tmp_path / "bad"), output={"best_metric": "top9"})
     with pytest.raises(ValueError, match="output.best_metric: 'top9' .* available: .*top1"):
         train(config, TinyTask(config))
+
+
+def test_cached_generated_data(tmp_path):
+    config = glore_config(str(tmp_path / "cached"), epochs=2)
+    config.data.cache = True
+    cached = train(config)
+    plain_config = glore_config(str(tmp_path / "plain"), epochs=2)
+    plain = train(plain_config)
+    assert cached["val_count"] == 12 and cached["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
+    a = load_checkpoint(tmp_path / "cached" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "plain" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same samples, only computed once
+    bad = tiny_config(str(tmp_path / "bad"), data={"cache": True, "transform": "standard"})
+    with pytest.raises(ValueError, match="data.cache"):
+        train(bad, TinyTask(bad))

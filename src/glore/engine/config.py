@@ -82,6 +82,9 @@ class DataConfig:
         val_batch_size: global validation batch; ``None`` uses ``batch_size``.
         num_workers: DataLoader worker processes per training process.
         on_error: ``"raise"`` or ``"skip"`` for a sample that cannot be read; skipped samples are counted.
+        cache: compute every sample once, before the first epoch, and keep them in memory (for generated data
+            such as ``relational``, which would otherwise be generated again every epoch). Needs
+            ``transform: none``: random augmentation would be frozen.
         kwargs: further keyword arguments of ``create_dataset`` for both splits.
         train_kwargs: keyword arguments for the training split only (override ``kwargs``).
         val_kwargs: keyword arguments for the validation split only (override ``kwargs``).
@@ -102,6 +105,7 @@ class DataConfig:
     val_batch_size: int | None = None
     num_workers: int = 2
     on_error: Literal["raise", "skip"] = "raise"
+    cache: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
     train_kwargs: dict[str, Any] = field(default_factory=dict)
     val_kwargs: dict[str, Any] = field(default_factory=dict)

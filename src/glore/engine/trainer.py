@@ -279,6 +279,44 @@ class _Batch:
         raise TypeError(f"collate: expected Batch(inputs, targets, skipped), got {type(batch).__name__}")
 
 
+class CachedDataset(Dataset):
+    """Every sample of ``dataset`` computed once (with ``num_workers`` loader processes) and kept in memory.
+
+    Args:
+        dataset: a dataset whose samples do not change between epochs.
+        num_workers: processes that compute the samples.
+    """
+
+    def __init__(self, dataset: Dataset, num_workers: int = 0) -> None:
+        from torch.utils._pytree import tree_map
+
+        self.dataset = dataset
+        # Its own generator: the workers' seeds must not be drawn from (and shift) the global one.
+        generator = torch.Generator().manual_seed(0)
+        loader = DataLoader(
+            dataset, batch_size=None, num_workers=num_workers, collate_fn=_identity, generator=generator
+        )
+        # Tensors from worker processes live in shared memory, one segment each: copy them out, so that
+        # thousands of cached samples do not hold thousands of segments (and file descriptors) open.
+        self.samples = [tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v, s) for s in loader]
+
+    def __getattr__(self, name: str) -> Any:
+        # num_classes, classes ... of the wrapped dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.samples[index]
+
+
+def _identity(sample: Any) -> Any:
+    return sample
+
+
 def _batch_len(inputs: Any) -> int:
     if isinstance(inputs, torch.Tensor):
         return int(inputs.shape[0]) if inputs.dim() > 0 else 0
@@ -321,6 +359,9 @@ class Trainer:
             num_workers=cfg.data.num_workers,
             collate_fn=self.task.collate,
             pin_memory=info.device.type == "cuda",
+            # Its own generator: validating must not draw from the global one (training would then depend on
+            # how often it validates).
+            generator=torch.Generator().manual_seed(cfg.train.seed),
         )
 
     def _setup(self) -> None:
@@ -338,6 +379,14 @@ class Trainer:
         _seed_everything(t.seed + info.rank)
 
         train_set, val_set = self.task.build_datasets()
+        if cfg.data.cache:
+            if cfg.data.transform != "none":
+                raise ValueError(
+                    "data.cache: caching keeps each sample as first computed, which would freeze random training "
+                    "augmentation; use it with data.transform=none (generated data such as relational)"
+                )
+            train_set = CachedDataset(train_set, cfg.data.num_workers)
+            val_set = CachedDataset(val_set, cfg.data.num_workers) if val_set is not None else None
         self.train_set, self.val_set = train_set, val_set
         world = info.world_size
         if cfg.data.batch_size % world:
