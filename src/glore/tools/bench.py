@@ -45,6 +45,9 @@ SHAPES: dict[str, tuple[int, ...]] = {
 TARGETS: dict[str, tuple[float, float]] = {"res3": (1.5, 1.3), "seg": (1.7, 1.4), "res4": (0.95, 0.95)}
 # Minimum fraction of the plain-matmul rate the unit (order "auto") reaches, per mode.
 RATE_TARGETS: dict[str, float] = {"eval": 0.70, "train": 0.50}
+# NonLocal joins the interleaved rounds unless its MACs exceed this multiple of GloRe direct's (the segmentation
+# shape, where one call takes seconds): then it is timed alone, in one blocked_autorange of min_run_time.
+NONLOCAL_INTERLEAVE_LIMIT = 4.0
 
 
 @dataclass
@@ -159,6 +162,7 @@ def run_benchmark(
     nonlocal_blocks: bool = True,
     fuse_shape: str | None = "res4",
     statistic: str = "min",
+    rounds: int = 4,
     log: Callable[[str], None] = print,
 ) -> list[Result]:
     """Time GloRe (auto, direct), NonLocal and the fused unit on ``shapes``; returns one Result per timing.
@@ -169,6 +173,7 @@ def run_benchmark(
         nonlocal_blocks: also time the Non-local block.
         fuse_shape: the shape at which a fused unit is timed against the unfused one in eval mode (None: skip).
         statistic: ``"min"`` (fastest block) or ``"median"``: which time the results and ratios use.
+        rounds: how many alternating rounds share ``min_run_time`` for blocks that are compared.
         log: called with a progress line per configuration.
     """
     if statistic not in ("min", "median"):
@@ -186,35 +191,42 @@ def run_benchmark(
             factor = 3 if mode == "train" else 1
             make_step = _eval_step if mode == "eval" else _train_step
             units = {order: GloRe(channels, order=order).train(mode == "train") for order in ("auto", "direct")}
-            # The reference matmul is timed in the same rounds as the units it is compared with.
-            steps = [matmul] + [make_step(unit, x) for unit in units.values()]
-            matmul_time, *times = _time_interleaved(steps, min_run_time)
-            rate = matmul_macs / matmul_time[pick] / 1e9
-            log(f"  {mode:5s} plain matmul: {rate:.1f} GMAC/s")
-            for (order, unit), timing in zip(units.items(), times, strict=True):
-                used = unit.resolve_order(shape)
-                macs = factor * unit.macs(shape)[used]
-                label = f"GloRe {order}"
-                results.append(Result(name, mode, label, timing[pick], macs, rate, f"order {used}", timing[1]))
-                log(f"  {mode:5s} GloRe {order:6s} ({used}): {timing[pick] * 1e3:.1f} ms")
+            blocks: dict[str, nn.Module] = {f"GloRe {order}": unit for order, unit in units.items()}
+            macs = {label: factor * unit.macs(shape)[unit.resolve_order(shape)] for label, unit in blocks.items()}
+            notes = {label: f"order {unit.resolve_order(shape)}" for label, unit in blocks.items()}
+            alone = None
             if nonlocal_blocks:
                 block = NonLocal(channels).train(mode == "train")
-                macs = factor * non_local_macs(shape, block.inter_channels)
+                macs["NonLocal"] = factor * non_local_macs(shape, block.inter_channels)
+                # Interleaved with the others unless it is so slow that the rounds would dominate the run.
+                if macs["NonLocal"] <= NONLOCAL_INTERLEAVE_LIMIT * macs["GloRe direct"]:
+                    blocks["NonLocal"], notes["NonLocal"] = block, ""
+                else:
+                    alone, notes["NonLocal"] = block, "timed alone"
+            # The reference matmul is timed in the same rounds as the blocks it is compared with.
+            steps = [matmul] + [make_step(module, x) for module in blocks.values()]
+            matmul_time, *times = _time_interleaved(steps, min_run_time, rounds)
+            rate = matmul_macs / matmul_time[pick] / 1e9
+            log(f"  {mode:5s} plain matmul: {rate:.1f} GMAC/s")
+            timings: dict[str, tuple[float | None, float | None]] = dict(zip(blocks, times, strict=True))
+            if alone is not None:
                 try:
-                    timing: tuple[float | None, float | None] = _time(make_step(block, x), min_run_time)
-                    note = ""
+                    timings["NonLocal"] = _time(make_step(alone, x), min_run_time)
                 except (RuntimeError, MemoryError) as error:  # out of memory on a large map
-                    timing, note = (None, None), f"skipped: {str(error).splitlines()[0][:80]}"
+                    timings["NonLocal"] = (None, None)
+                    notes["NonLocal"] = f"skipped: {str(error).splitlines()[0][:80]}"
+            for label, timing in timings.items():
                 seconds = timing[pick]
-                results.append(Result(name, mode, "NonLocal", seconds, macs, rate, note, timing[1]))
-                log(f"  {mode:5s} NonLocal: " + (f"{seconds * 1e3:.1f} ms" if seconds is not None else note))
+                results.append(Result(name, mode, label, seconds, macs[label], rate, notes[label], timing[1]))
+                shown = notes[label] if seconds is None else f"{seconds * 1e3:.1f} ms {notes[label]}"
+                log(f"  {mode:5s} {label}: {shown}")
             del make_step
         if name == fuse_shape:
             unit = GloRe(channels).eval()
             fused = copy.deepcopy(unit).fuse()
             pairs = (("GloRe auto, unfused", unit), ("GloRe auto, fused", fused))
             steps = [matmul] + [_eval_step(module, x) for _, module in pairs]
-            matmul_time, *times = _time_interleaved(steps, min_run_time)
+            matmul_time, *times = _time_interleaved(steps, min_run_time, rounds)
             rate = matmul_macs / matmul_time[pick] / 1e9
             for (label, module), timing in zip(pairs, times, strict=True):
                 used = module.resolve_order(shape)
@@ -317,6 +329,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="min",
         help="time reported and used in ratios: the fastest timed block (default) or the median block",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="alternating rounds for blocks that are compared (default 4)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -325,14 +340,20 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise SystemExit(f"--threads must be a positive integer, got {args.threads}")
         torch.set_num_threads(args.threads)
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be a positive integer, got {args.rounds}")
     if args.min_run_time <= 0:
         raise SystemExit(f"--min-run-time must be positive, got {args.min_run_time}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"float32, min_run_time {args.min_run_time} s, statistic {args.statistic}"
+        f"float32, min_run_time {args.min_run_time} s, {args.rounds} rounds, statistic {args.statistic}"
     )
     results = run_benchmark(
-        args.shapes, min_run_time=args.min_run_time, nonlocal_blocks=not args.no_nonlocal, statistic=args.statistic
+        args.shapes,
+        min_run_time=args.min_run_time,
+        nonlocal_blocks=not args.no_nonlocal,
+        statistic=args.statistic,
+        rounds=args.rounds,
     )
     print()
     print(format_report(results))
