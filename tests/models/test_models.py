@@ -97,7 +97,6 @@ def test_preact_variant(name):
         post = create_model(name)
         pre = create_model(name, preact=True, glore="res4:1")
     assert pre.model_config["preact"] is True and isinstance(pre.final_norm, nn.BatchNorm2d)
-    assert sum(p.numel() for p in pre.parameters() if p.dim() > 1) - pre.layer3.glore1.channels**2 * 0 > 0
     # The same convolutions: pre-activation moves norms, not weights.
     conv_shapes = sorted(tuple(m.weight.shape) for m in post.modules() if isinstance(m, nn.Conv2d))
     pre_shapes = sorted(

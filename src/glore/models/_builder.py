@@ -355,11 +355,6 @@ def _atomic_write(target: Path, write: Any) -> None:
             os.remove(tmp)
 
 
-def build_stage(blocks: Sequence[nn.Module], positions: Sequence[int], make_unit: Any) -> Stage:
-    """A :class:`Stage` of ``blocks`` with a unit from ``make_unit()`` after each 1-based block in ``positions``."""
-    return Stage(blocks, {p: make_unit() for p in positions})
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # create_model.
 
