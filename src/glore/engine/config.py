@@ -83,7 +83,8 @@ class DataConfig:
         num_workers: DataLoader worker processes per training process.
         on_error: ``"raise"`` or ``"skip"`` for a sample that cannot be read; skipped samples are counted.
         cache: compute every sample once, before the first epoch, and keep them in memory (for generated data
-            such as ``relational``, which would otherwise be generated again every epoch). Needs
+            such as ``relational``, which would otherwise be generated again every epoch); ``num_workers``
+            processes compute them, and the loaders then run in the training process. Needs
             ``transform: none``: random augmentation would be frozen.
         kwargs: further keyword arguments of ``create_dataset`` for both splits.
         train_kwargs: keyword arguments for the training split only (override ``kwargs``).

@@ -348,6 +348,10 @@ class Trainer:
         self.amp_dtype = AMP_DTYPES.get(self.config.train.amp)
         return self.info
 
+    def _loader_workers(self) -> int:
+        # Cached samples are ready in memory: worker processes would only add copies between processes.
+        return 0 if self.config.data.cache else self.config.data.num_workers
+
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         """A loader over this process's unpadded shard of ``dataset``."""
         cfg, info = self.config, self.info
@@ -356,7 +360,7 @@ class Trainer:
             dataset,
             batch_size=max(val_batch // info.world_size, 1),
             sampler=ShardSampler(dataset, num_replicas=info.world_size, rank=info.rank),
-            num_workers=cfg.data.num_workers,
+            num_workers=self._loader_workers(),
             collate_fn=self.task.collate,
             pin_memory=info.device.type == "cuda",
             # Its own generator: validating must not draw from the global one (training would then depend on
@@ -405,7 +409,7 @@ class Trainer:
             train_set,
             batch_size=per_process,
             sampler=self.train_sampler,
-            num_workers=cfg.data.num_workers,
+            num_workers=self._loader_workers(),
             collate_fn=self.task.collate,
             pin_memory=pin,
             drop_last=True,
