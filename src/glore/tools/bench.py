@@ -22,6 +22,7 @@ import argparse
 import copy
 import math
 import platform
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -103,12 +104,22 @@ def _stats(measurement: benchmark.Measurement) -> tuple[float, float]:
     return min(measurement.times), measurement.median
 
 
+# Clocks for --clock: wall-clock time, or the CPU time of this process (with --threads 1: the time the work
+# itself takes, whatever other processes do with the other cores; with more threads it counts OpenMP spin-waits).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock: list[Callable[[], float]] = [CLOCKS["wall"]]
+
+
+def _timer(fn: Callable[[], object]) -> benchmark.Timer:
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, timer=_clock[0])
+
+
 def _time(fn: Callable[[], object], min_run_time: float) -> tuple[float, float]:
     """(fastest, median) seconds per run of ``fn`` over blocks of at least ``min_run_time`` in all.
 
     The first call (``blocked_autorange``'s estimate of the block size) is not among the timed blocks.
     """
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    timer = _timer(fn)
     return _stats(timer.blocked_autorange(min_run_time=min_run_time))
 
 
@@ -117,7 +128,7 @@ def _time_interleaved(
 ) -> list[tuple[float, float]]:
     """(fastest, median) seconds per run of each of ``fns``, timed in alternating rounds so that load from
     other processes on a shared machine falls on all of them alike; each round starts with a different one."""
-    timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}) for fn in fns]
+    timers = [_timer(fn) for fn in fns]
     measured: list[list[benchmark.Measurement]] = [[] for _ in fns]
     for r in range(rounds):
         for i in range(len(fns)):
@@ -163,6 +174,7 @@ def run_benchmark(
     fuse_shape: str | None = "res4",
     statistic: str = "min",
     rounds: int = 4,
+    clock: str = "wall",
     log: Callable[[str], None] = print,
 ) -> list[Result]:
     """Time GloRe (auto, direct), NonLocal and the fused unit on ``shapes``; returns one Result per timing.
@@ -174,11 +186,15 @@ def run_benchmark(
         fuse_shape: the shape at which a fused unit is timed against the unfused one in eval mode (None: skip).
         statistic: ``"min"`` (fastest block) or ``"median"``: which time the results and ratios use.
         rounds: how many alternating rounds share ``min_run_time`` for blocks that are compared.
+        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (CPU time of this process; use it with one thread).
         log: called with a progress line per configuration.
     """
     if statistic not in ("min", "median"):
         raise ValueError(f"statistic must be 'min' or 'median', got {statistic!r}")
     pick = 0 if statistic == "min" else 1
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {tuple(CLOCKS)}, got {clock!r}")
+    _clock[0] = CLOCKS[clock]
     results: list[Result] = []
     for name in shapes:
         shape = SHAPES[name]
@@ -330,6 +346,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time reported and used in ratios: the fastest timed block (default) or the median block",
     )
     parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: CPU time of the process, robust to other load with --threads 1",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=4, help="alternating rounds for blocks that are compared (default 4)"
     )
 
@@ -346,7 +368,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--min-run-time must be positive, got {args.min_run_time}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"float32, min_run_time {args.min_run_time} s, {args.rounds} rounds, statistic {args.statistic}"
+        f"float32, min_run_time {args.min_run_time} s, {args.rounds} rounds, statistic {args.statistic}, "
+        f"{args.clock} clock"
     )
     results = run_benchmark(
         args.shapes,
@@ -354,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal_blocks=not args.no_nonlocal,
         statistic=args.statistic,
         rounds=args.rounds,
+        clock=args.clock,
     )
     print()
     print(format_report(results))
