@@ -32,7 +32,7 @@ from ._base import Transform, check_on_error, check_split
 
 __all__ = ["RelationalDataset", "Scene", "SHAPES", "RELATIONAL_MEAN", "RELATIONAL_STD"]
 
-SHAPES = ("square", "disc", "triangle", "cross", "ring", "bar")
+SHAPES = ("square", "cross", "triangle", "disc", "ring", "bar")
 
 # The generated images, in [0, 1], are normalised with these.
 RELATIONAL_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -147,9 +147,9 @@ class RelationalDataset(Dataset):
         num_samples: int | None = None,
         image_size: int = 64,
         seed: int = 0,
-        num_shapes: int = 4,
-        num_distractors: int = 2,
-        object_size: tuple[float, float] = (0.16, 0.22),
+        num_shapes: int = 3,
+        num_distractors: int = 0,
+        object_size: tuple[float, float] = (0.18, 0.25),
         min_distance: float = 0.5,
         noise: float = 0.05,
     ) -> None:
