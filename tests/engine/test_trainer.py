@@ -265,3 +265,13 @@ def test_cached_generated_data(tmp_path):
     bad = tiny_config(str(tmp_path / "bad"), data={"cache": True, "transform": "standard"})
     with pytest.raises(ValueError, match="data.cache"):
         train(bad, TinyTask(bad))
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    config = tiny_config(str(tmp_path), train={"epochs": 1})
+    first = train(config, TinyTask(config))
+    before = load_checkpoint(tmp_path / "last.pt")
+    again = train(config, TinyTask(config), resume=True)
+    after = load_checkpoint(tmp_path / "last.pt")
+    assert again["epoch"] == 1 and again["val_top1"] == first["val_top1"]
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
