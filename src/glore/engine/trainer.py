@@ -478,7 +478,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"])
         self.best_metric = float(state.get("best_metric", -math.inf))
-        self.last_metrics = dict(state.get("metrics", {}))
+        self.last_metrics = {"epoch": self.start_epoch, **state.get("metrics", {}), "best_metric": self.best_metric}
         self.last_good = path
         rng = state.get("rng")
         if isinstance(rng, list) and len(rng) == self.info.world_size:
