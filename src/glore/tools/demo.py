@@ -217,10 +217,18 @@ def _verdict(results: list[DemoResult]) -> str:
 def write_report(config: Any, results: list[DemoResult], out_dir: Path) -> Path:
     """Write ``out_dir/report.md``: settings, the table, the verdict, curves and checkpoints."""
     d, m, o, t = config.data, config.model, config.optim, config.train
+    data_kwargs = {**d.kwargs, **d.train_kwargs}
+    where = "among distractors" if data_kwargs.get("num_distractors", 1) else "on a noisy background"
+    if o.name == "sgd":
+        optimiser = (
+            f"SGD lr {o.lr} (momentum {o.momentum}{', Nesterov' if o.nesterov else ''}, weight decay {o.weight_decay})"
+        )
+    else:
+        optimiser = f"AdamW lr {o.lr} (weight decay {o.weight_decay})"
     lines = [
         "# glore demo: global reasoning on relational images",
         "",
-        "Is the red object the same shape as the blue one? The two are placed far apart among distractors, so a "
+        f"Is the red object the same shape as the blue one? The two are placed far apart {where}, so a "
         "network must relate distant positions. Both networks are the same "
         f"`{m.name}` ({', '.join(f'{k}={v}' for k, v in m.kwargs.items()) or 'default widths'}); the second has "
         f"GloRe units at `{_spec(m.glore)}` ({', '.join(f'{k}={v}' for k, v in m.glore_args.items()) or 'default'}"
@@ -237,9 +245,8 @@ def write_report(config: Any, results: list[DemoResult], out_dir: Path) -> Path:
         "## Settings",
         "",
         f"- data: `{d.name}` {dict(d.kwargs)}, train {dict(d.train_kwargs)}, val/test {dict(d.val_kwargs)}",
-        f"- {t.epochs} epochs, global batch {d.batch_size}, {o.name} lr {o.lr} (momentum {o.momentum}, "
-        f"weight decay {o.weight_decay}), {config.schedule.name} schedule with {config.schedule.warmup_epochs} "
-        f"warm-up epochs, seed {t.seed}",
+        f"- {t.epochs} epochs, global batch {d.batch_size}, {optimiser}, {config.schedule.name} schedule with "
+        f"{config.schedule.warmup_epochs} warm-up epochs, seed {t.seed}",
         f"- machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "",
