@@ -210,7 +210,7 @@ def test_attach_errors():
         attach(model, "res4:1")
     with pytest.raises(ValueError, match="cannot place 2 units in a stage of 1 blocks"):
         attach(model, "res3:2")
-    with pytest.raises(ValueError, match="zero_init=False is refused"):
+    with pytest.warns(UserWarning, match="zero_init=False: the inserted units do not start as the identity"):
         attach(TVResNet((1, 1, 1, 1)), "res4:1", zero_init=False)
     with pytest.raises(TypeError, match="did you mean 'num_state'"):
         attach(TVResNet((1, 1, 1, 1)), "res4:1", num_states=8)

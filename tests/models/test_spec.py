@@ -121,7 +121,27 @@ def test_units_start_as_identity_and_glore_args_reach_them():
 def test_glore_args_errors():
     with pytest.raises(TypeError, match="did you mean 'num_nodes'"):
         create_model("resnet_small", glore="res4:1", glore_args={"num_node": 8})
-    with pytest.raises(ValueError, match="zero_init=False is refused"):
+    with pytest.warns(UserWarning, match="zero_init=False: the inserted units do not start as the identity"):
         create_model("resnet_small", glore="res4:1", glore_args={"zero_init": False})
     with pytest.raises(ValueError, match="order must be one of"):
         create_model("resnet_small", glore="res4:1", glore_args={"order": "fast"})
+
+
+def test_nonlocal_block_at_the_same_positions():
+    import torch
+
+    from glore.layers import GloRe, NonLocal
+
+    model = create_model("resnet_small", num_classes=3, glore="res4:1", glore_args={"block": "nonlocal"})
+    assert isinstance(model.layer3.glore1, NonLocal)
+    assert not any(isinstance(m, GloRe) for m in model.modules())
+    assert model.layer3.glore1.norm.weight.abs().sum() == 0  # the network's init keeps the block's identity
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    rebuilt = create_model(**model.model_config)
+    assert isinstance(rebuilt.layer3.glore1, NonLocal)
+    with pytest.raises(TypeError, match="unknown option 'num_nodes' for block='nonlocal'"):
+        create_model("resnet_small", glore="res4:1", glore_args={"block": "nonlocal", "num_nodes": 4})
+    with pytest.raises(ValueError, match="block must be one of"):
+        create_model("resnet_small", glore="res4:1", glore_args={"block": "attention"})
+    with pytest.raises(ValueError, match="DPNs take GloRe units only"):
+        create_model("dpn68", glore="res4:1", glore_args={"block": "nonlocal"})

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import PRODUCT_ORDERS, GloRe
+from ..layers import PRODUCT_ORDERS, GloRe, NonLocal
 from ._registry import close_matches, get_model_entrypoint
 
 __all__ = [
@@ -46,9 +46,12 @@ STAGE_MODULES = {v: k for k, v in TORCHVISION_NAMES.items()}
 
 GloreSpec = str | Mapping[str, int | Sequence[int]] | None
 
-# Options of the GloRe unit that glore_args may set: the JSON-serialisable ones. zero_init is not among them:
-# a unit inserted into a network always starts as the identity.
-GLORE_ARGS = ("num_nodes", "num_state", "normalize", "gcn_layers", "order")
+# Options of the inserted units that glore_args may set: the JSON-serialisable ones. ``block`` picks the unit:
+# "glore" (default) or "nonlocal" (the baseline the paper compares with, at the same positions).
+# ``zero_init=False`` is allowed for ablations only, with a warning: such a unit changes the network it enters.
+GLORE_ARGS = ("block", "num_nodes", "num_state", "normalize", "gcn_layers", "order", "zero_init")
+NONLOCAL_ARGS = ("block", "zero_init")
+UNIT_BLOCKS = ("glore", "nonlocal")
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -183,31 +186,44 @@ def spec_to_config(spec: Mapping[str, Sequence[int]]) -> dict[str, list[int]] | 
 
 
 def check_glore_args(glore_args: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check the GloRe unit options given as ``glore_args`` and return them as a plain dict.
+    """Check the unit options given as ``glore_args`` and return them as a plain dict.
 
     Raises:
         TypeError: ``glore_args`` is not a dict, or has a key the unit does not take (close matches listed).
-        ValueError: ``zero_init=False`` (units are always inserted as the identity) or an unknown ``order``.
+        ValueError: an unknown ``block`` or ``order``.
     """
     if glore_args is None:
         return {}
     if not isinstance(glore_args, Mapping):
         raise TypeError(f"glore_args must be a dict of GloRe options {GLORE_ARGS}, got {type(glore_args).__name__}")
     args = dict(glore_args)
-    if "zero_init" in args:
-        if args.pop("zero_init") is not True:
-            raise ValueError(
-                "glore_args: zero_init=False is refused: a unit inserted into a network must start as the identity "
-                "(zero-initialised output norm) so the network's function is unchanged; see docs/models.md"
-            )
+    block = args.get("block", "glore")
+    if block not in UNIT_BLOCKS:
+        raise ValueError(f"glore_args: block must be one of {UNIT_BLOCKS}, got {block!r}")
+    accepted = NONLOCAL_ARGS if block == "nonlocal" else GLORE_ARGS
     for key in args:
-        if key not in GLORE_ARGS:
+        if key not in accepted:
             raise TypeError(
-                f"glore_args: unknown option {key!r}{close_matches(key, GLORE_ARGS)}; expected {GLORE_ARGS}"
+                f"glore_args: unknown option {key!r} for block={block!r}{close_matches(key, accepted)}; "
+                f"expected {accepted}"
             )
     if "order" in args and args["order"] not in PRODUCT_ORDERS:
         raise ValueError(f"glore_args: order must be one of {PRODUCT_ORDERS}, got {args['order']!r}")
+    if args.get("zero_init", True) is not True:
+        warnings.warn(
+            "glore_args: zero_init=False: the inserted units do not start as the identity, so they change the "
+            "network's function (and a pretrained network's accuracy) at once; meant for ablations only",
+            stacklevel=3,
+        )
     return args
+
+
+def build_unit(channels: int, glore_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A new unit for a ``channels``-wide feature map: ``GloRe`` or, with ``block="nonlocal"``, ``NonLocal``."""
+    args = check_glore_args(glore_args)
+    if args.pop("block", "glore") == "nonlocal":
+        return NonLocal(channels, **args)
+    return GloRe(channels, **args)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -308,7 +324,7 @@ class GloreNet:
     def glore_unit(self, stage: str, **unit_args: Any) -> nn.Module:
         """A new zero-initialised GloRe unit for the output of ``stage`` (a paper name such as ``"res4"``)."""
         info = next(i for i in self.feature_info if i["stage"] == stage)
-        return GloRe(info["num_chs"], **check_glore_args(unit_args))
+        return build_unit(info["num_chs"], unit_args)
 
     def glore_spec(self) -> dict[str, tuple[int, ...]]:
         """Where the network's units are: ``{"res4": (1, 3, 5)}``."""
@@ -503,7 +519,7 @@ def load_state_dict_file(source: str | os.PathLike[str]) -> dict[str, torch.Tens
 
 
 def _unit_prefixes(model: nn.Module) -> list[str]:
-    return [name + "." for name, m in model.named_modules() if isinstance(m, GloRe)]
+    return [name + "." for name, m in model.named_modules() if isinstance(m, GloRe | NonLocal)]
 
 
 def _listing(title: str, items: Sequence[str], limit: int = 20) -> str:

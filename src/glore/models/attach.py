@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import GloRe
 from ._builder import (
     STAGE_MODULES,
     STAGES,
     GloreNet,
     GloreSpec,
     Stage,
+    build_unit,
     check_glore_args,
     parse_glore_spec,
     spec_to_config,
@@ -155,7 +155,7 @@ def attach(
             widths = {stage: infer_stage_channels(stages[stage]) for stage in resolved}
 
         def make(stage: str, **args: Any) -> nn.Module:
-            return GloRe(widths[stage], **args)
+            return build_unit(widths[stage], args)
 
     for stage, positions in resolved.items():
         old = stages[stage]

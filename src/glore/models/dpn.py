@@ -175,7 +175,10 @@ class DPN(nn.Module, GloreNet):
 
     def glore_unit(self, stage: str, **unit_args: Any) -> nn.Module:
         """A new identity GloRe unit on the residual path of ``stage`` (``bw`` channels)."""
-        return DualPathGloRe(self._unit_channels[stage], **check_glore_args(unit_args))
+        args = check_glore_args(unit_args)
+        if args.pop("block", "glore") != "glore":
+            raise ValueError("glore_args: DPNs take GloRe units only (block='glore'); block='nonlocal' needs a ResNet")
+        return DualPathGloRe(self._unit_channels[stage], **args)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
