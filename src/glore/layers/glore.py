@@ -14,7 +14,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .helpers import check_feature_input, check_positive_int
+from .helpers import check_feature_input, check_positive_int, reset_residual_block
 
 __all__ = ["GloRe", "GraphConv", "glore_macs", "convert_official_state_dict", "fuse", "PRODUCT_ORDERS"]
 
@@ -177,13 +177,7 @@ class GloRe(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter; with ``zero_init`` the output norm weight is zero (identity unit)."""
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        if self.zero_init:
-            weight = getattr(self.norm, "weight", None)
-            target = weight if isinstance(weight, torch.Tensor) else self.conv_extend.weight
-            nn.init.zeros_(target)
+        reset_residual_block(self, self.norm, self.conv_extend.weight, self.zero_init)
 
     def extra_repr(self) -> str:
         return (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numbers
 
 import torch
+from torch import nn
 
-__all__ = ["make_divisible", "check_positive_int", "check_feature_input"]
+__all__ = ["make_divisible", "check_positive_int", "check_feature_input", "reset_residual_block"]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -79,3 +80,23 @@ def check_feature_input(module_name: str, x: object, channels: int) -> None:
             f"{module_name} input x must have {channels} channels (shape (n, {channels}, *spatial)), "
             f"got {x.shape[1]} channels in shape {tuple(x.shape)}"
         )
+
+
+def reset_residual_block(block: nn.Module, norm: nn.Module, last_weight: torch.Tensor, zero_init: bool) -> None:
+    """Re-initialise every submodule of a residual block ``x + norm(... last ...)``.
+
+    With ``zero_init`` the output norm's weight (or, for a norm without one, the last product's weight) becomes
+    zero, so the block's branch adds exactly zero and the block starts as the identity.
+
+    Args:
+        block: the residual block.
+        norm: its output normalisation.
+        last_weight: the weight of the product just before ``norm``.
+        zero_init: zero the branch.
+    """
+    for module in block.modules():
+        if module is not block and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    if zero_init:
+        weight = getattr(norm, "weight", None)
+        nn.init.zeros_(weight if isinstance(weight, torch.Tensor) else last_weight)

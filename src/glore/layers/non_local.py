@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .helpers import check_feature_input, check_positive_int
+from .helpers import check_feature_input, check_positive_int, reset_residual_block
 
 __all__ = ["NonLocal"]
 
@@ -56,12 +56,7 @@ class NonLocal(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter; with ``zero_init`` the block starts as the identity."""
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        if self.zero_init:
-            weight = getattr(self.norm, "weight", None)
-            nn.init.zeros_(weight if isinstance(weight, torch.Tensor) else self.conv_out.weight)
+        reset_residual_block(self, self.norm, self.conv_out.weight, self.zero_init)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         spatial_dims = x.dim() - 2
