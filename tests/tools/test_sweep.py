@@ -7,23 +7,8 @@ import yaml
 from glore.tools.sweep import parse_grid, parse_seeds, plan_runs, run_name, run_sweep, summarize
 
 
-def tiny_config(tmp_path):
-    config = {
-        "model": {"name": "resnet_small", "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8}},
-        "data": {
-            "name": "relational",
-            "image_size": 32,
-            "transform": "none",
-            "batch_size": 16,
-            "num_workers": 0,
-            "train_kwargs": {"num_samples": 32},
-            "val_kwargs": {"num_samples": 16},
-            "kwargs": {"image_size": 32},
-        },
-        "optim": {"lr": 0.05},
-        "train": {"epochs": 1, "device": "cpu", "progress": "off"},
-        "output": {"tensorboard": False, "plots": False},
-    }
+def tiny_config(tmp_path, tiny_recipe):
+    config = tiny_recipe(model={"glore": None, "glore_args": {}}, data={"train_kwargs": {"num_samples": 32}})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -67,8 +52,8 @@ def test_summarize_mean_and_sample_std():
 
 
 @pytest.mark.slow
-def test_sweep_2x2_with_2_seeds_and_resume_redoes_only_deleted_run(tmp_path, capsys):
-    config = tiny_config(tmp_path)
+def test_sweep_2x2_with_2_seeds_and_resume_redoes_only_deleted_run(tmp_path, capsys, tiny_recipe):
+    config = tiny_config(tmp_path, tiny_recipe)
     grid = {"model.glore": ["null", "res4:1"], "optim.lr": ["0.05", "0.1"]}
     out = tmp_path / "sweep"
     results = run_sweep(config, grid, [0, 1], out)

@@ -101,35 +101,18 @@ def test_figure_png_has_the_requested_pixel_size(tmp_path):
         assert png.size == (400, 200)
 
 
-def train_tiny(tmp_path, glore):
-    import yaml
-
+def train_tiny(tmp_path, tiny_recipe, glore):
     from glore.engine import load_config, train
 
-    config = {
-        "model": {"name": "resnet_small", "glore": glore, "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8}},
-        "data": {
-            "name": "relational",
-            "image_size": 32,
-            "transform": "none",
-            "batch_size": 8,
-            "num_workers": 0,
-            "train_kwargs": {"num_samples": 16},
-            "val_kwargs": {"num_samples": 8},
-            "kwargs": {"image_size": 32},
-        },
-        "train": {"epochs": 1, "device": "cpu", "progress": "off"},
-        "output": {"dir": str(tmp_path / f"run-{glore}"), "tensorboard": False, "plots": False},
-    }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    train(load_config(tmp_path / "c.yaml"))
-    return tmp_path / f"run-{glore}" / "last.pt"
+    run_dir = tmp_path / f"run-{glore}"
+    train(load_config(tiny_recipe(model={"glore": glore}, output={"dir": str(run_dir)})))
+    return run_dir / "last.pt"
 
 
-def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_path, capsys):
+def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_path, capsys, tiny_recipe):
     from glore.cli import main
 
-    checkpoint = train_tiny(tmp_path, "res4:1")
+    checkpoint = train_tiny(tmp_path, tiny_recipe, "res4:1")
     image = tmp_path / "bird.jpg"
     Image.fromarray((np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8)).save(image)
     assert main(["visualize", str(checkpoint), "--images", str(image), "--out", str(tmp_path / "vis")]) == 0
@@ -140,15 +123,15 @@ def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_
     assert main(["visualize", str(checkpoint), "--samples", "2", "--out", str(tmp_path / "val")]) == 0
     assert len(list((tmp_path / "val").glob("val*_layer3-glore1.png"))) == 2
 
-    plain = train_tiny(tmp_path, None)
+    plain = train_tiny(tmp_path, tiny_recipe, None)
     with pytest.raises(SystemExit, match="has no GloRe units"):
         main(["visualize", str(plain), "--images", str(image)])
 
 
-def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path):
+def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path, tiny_recipe):
     from glore.tools.report import write_run_report
 
-    checkpoint = train_tiny(tmp_path, "res4:1")
+    checkpoint = train_tiny(tmp_path, tiny_recipe, "res4:1")
     report = write_run_report(checkpoint.parent, samples=2)
     text = report.read_text()
     assert "with 1 GloRe unit(s) (layer3.glore1)" in text
@@ -159,5 +142,5 @@ def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path):
     assert [p.name for p in maps] == ["val0_layer3-glore1.png", "val1_layer3-glore1.png"]
     assert all(f"report/{p.name}" in text for p in maps)
 
-    plain = write_run_report(train_tiny(tmp_path, None).parent).read_text()
+    plain = write_run_report(train_tiny(tmp_path, tiny_recipe, None).parent).read_text()
     assert "without GloRe units" in plain and "projection maps" not in plain

@@ -1,0 +1,52 @@
+"""Fixtures shared across the test folders."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# A GloRe network small enough to train for an epoch in a second or two on the built-in relational data.
+TINY_RECIPE: dict[str, Any] = {
+    "model": {
+        "name": "resnet_small",
+        "glore": "res4:1",
+        "glore_args": {"num_nodes": 4, "num_state": 8},
+        "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
+    },
+    "data": {
+        "name": "relational",
+        "transform": "none",
+        "image_size": 32,
+        "batch_size": 8,
+        "num_workers": 0,
+        "kwargs": {"image_size": 32},
+        "train_kwargs": {"num_samples": 32},
+        "val_kwargs": {"num_samples": 12},
+    },
+    "optim": {"lr": 0.05},
+    "train": {"epochs": 1, "device": "cpu", "progress": "off", "log_every": 2},
+    "output": {"dir": "runs/unused", "tensorboard": False, "plots": False},
+}
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and value:
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture
+def tiny_recipe() -> Callable[..., dict[str, Any]]:
+    """A factory of tiny training recipes: ``tiny_recipe(model={"glore": None}, train={"epochs": 2})``
+    returns a fresh copy of ``TINY_RECIPE`` with those sections' keys replaced."""
+
+    def make(**changes: dict[str, Any]) -> dict[str, Any]:
+        return _merge(copy.deepcopy(TINY_RECIPE), changes)
+
+    return make
