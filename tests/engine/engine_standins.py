@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from glore.engine import Task, load_config, train
+from glore.engine.distributed import cleanup_distributed
 from glore.metrics import ClassificationMeter
 
 
@@ -145,11 +146,8 @@ if __name__ == "__main__":
     resume = task_kwargs.pop("resume", False)
     config = load_config(config_path)
     metrics = train(config, TinyTask(config, **task_kwargs), resume=resume)
-    if torch.distributed.is_initialized():
-        rank = torch.distributed.get_rank()
-        torch.distributed.destroy_process_group()
-    else:
-        rank = 0
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    cleanup_distributed()
     if rank == 0:
         with open(out_json, "w") as f:
             json.dump(metrics, f)

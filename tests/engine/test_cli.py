@@ -17,6 +17,17 @@ from glore.engine.logger import read_csv
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
+
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``cmd``; on a timeout, fail with what it printed (to tell a hang from slowness)."""
+    try:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        errs = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
+        pytest.fail(f"timed out after 300 s: {' '.join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{errs[-3000:]}")
+
+
 TINY = {
     "model": {
         "name": "resnet_small",
@@ -85,7 +96,7 @@ def test_torchrun_module_train(recipe, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "glore", "train", str(recipe)]
     cmd += ["--output", str(run), "--set", "data.num_workers=1"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = _run(cmd, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = read_csv(run / "metrics.csv")
     assert len(rows) == 1 and rows[0]["val_count"] == 13

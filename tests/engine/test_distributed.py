@@ -19,6 +19,16 @@ HERE = Path(__file__).resolve().parent
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``cmd``; on a timeout, fail with what it printed (to tell a hang from slowness)."""
+    try:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        errs = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
+        pytest.fail(f"timed out after 300 s: {' '.join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{errs[-3000:]}")
+
+
 @pytest.mark.parametrize(("size", "world"), [(13, 2), (13, 4), (3, 4), (16, 4), (0, 2)])
 def test_shards_cover_every_index_once(size, world):
     shards = [list(ShardSampler(range(size), num_replicas=world, rank=r)) for r in range(world)]
@@ -53,7 +63,7 @@ def _torchrun(tmp_path: Path, name: str, config, task_kwargs: dict, nproc: int =
         str(out),
         json.dumps(task_kwargs),
     ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = _run(cmd, env)
     if not expect_ok:
         assert result.returncode != 0
         return {"stderr": result.stderr}

@@ -275,3 +275,37 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     after = load_checkpoint(tmp_path / "last.pt")
     assert again["epoch"] == 1 and again["val_top1"] == first["val_top1"]
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
+class _RandomSamples(torch.utils.data.Dataset):
+    """Each sample is a random draw, like a random augmentation."""
+
+    num_classes = 2
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, index):
+        return torch.rand(3), index % 2
+
+
+def test_augmentation_depends_on_sample_and_epoch_only():
+    from torch.utils.data import DataLoader
+
+    from glore.engine.trainer import EpochSampler, SeededDataset
+
+    def epoch_draws(workers, epoch):
+        sampler = EpochSampler(range(12))
+        sampler.set_epoch(epoch)
+        dataset = SeededDataset(_RandomSamples(), seed=3)
+        generator = torch.Generator()  # as the trainer does: the loader itself draws nothing from the global one
+        loader = DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=workers, generator=generator)
+        return torch.cat([x for x, _ in loader])
+
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    in_process = epoch_draws(0, epoch=1)
+    assert torch.equal(torch.get_rng_state(), state)  # the main process's generator is left as it was
+    assert torch.equal(in_process, epoch_draws(2, epoch=1))  # workers or not, the same draws
+    assert not torch.equal(in_process, epoch_draws(0, epoch=2))  # a new epoch, new draws
+    assert not torch.equal(in_process[0], in_process[1])  # and each sample its own

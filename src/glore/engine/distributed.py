@@ -114,8 +114,10 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInf
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group, if one was joined."""
+    """Leave the process group, if one was joined, once every process has arrived here (a process that tears
+    down its connections while another still uses them makes gloo abort)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config, config_to_dict, save_config
@@ -313,6 +313,79 @@ class CachedDataset(Dataset):
         return self.samples[index]
 
 
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Wraps a sampler so that it yields ``(epoch, index)``: the epoch travels with each index to the loader's
+    workers, which may be started once for the whole run (persistent workers).
+
+    Args:
+        sampler: yields dataset indices; its ``set_epoch`` is called too when it has one.
+    """
+
+    def __init__(self, sampler: Sampler[int]) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch`` for the next pass (and reshuffle the wrapped sampler)."""
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(index)) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+
+class SeededDataset(Dataset):
+    """Computes sample ``index`` of epoch ``epoch`` with python's, numpy's and torch's generators seeded from
+    ``(seed, epoch, index)``.
+
+    Random augmentation is then a function of the sample and the epoch alone: the same whatever the number of
+    loader workers or processes, whether workers persist across epochs, and after resuming. In the main process
+    (``num_workers=0``) the global generator states are restored afterwards, so the training loop's own random
+    draws (dropout) do not depend on the data.
+
+    Args:
+        dataset: the wrapped dataset (its attributes, such as ``num_classes``, are passed through).
+        seed: the run's seed.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = int(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def sample_seed(self, epoch: int, index: int) -> int:
+        """The seed of sample ``index`` in ``epoch`` (63 bits)."""
+        return (((self.seed * 1_000_003) ^ (epoch * 998_244_353)) * 2_654_435_761 + index) % (2**63 - 1)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        seed = self.sample_seed(epoch, index)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            return self.dataset[index]
+        finally:
+            if saved is not None:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])
+                torch.set_rng_state(saved[2])
+
+
 def _identity(sample: Any) -> Any:
     return sample
 
@@ -352,15 +425,18 @@ class Trainer:
         # Cached samples are ready in memory: worker processes would only add copies between processes.
         return 0 if self.config.data.cache else self.config.data.num_workers
 
-    def _eval_loader(self, dataset: Dataset) -> DataLoader:
-        """A loader over this process's unpadded shard of ``dataset``."""
+    def _eval_loader(self, dataset: Dataset, *, persistent: bool = True) -> DataLoader:
+        """A loader over this process's unpadded shard of ``dataset`` (workers kept across passes when
+        ``persistent``)."""
         cfg, info = self.config, self.info
         val_batch = cfg.data.val_batch_size or cfg.data.batch_size
+        workers = self._loader_workers()
         return DataLoader(
-            dataset,
+            SeededDataset(dataset, cfg.train.seed),
             batch_size=max(val_batch // info.world_size, 1),
-            sampler=ShardSampler(dataset, num_replicas=info.world_size, rank=info.rank),
-            num_workers=self._loader_workers(),
+            sampler=EpochSampler(ShardSampler(dataset, num_replicas=info.world_size, rank=info.rank)),
+            num_workers=workers,
+            persistent_workers=workers > 0 and persistent,
             collate_fn=self.task.collate,
             pin_memory=info.device.type == "cuda",
             # Its own generator: validating must not draw from the global one (training would then depend on
@@ -398,22 +474,24 @@ class Trainer:
                 f"data.batch_size: the global batch {cfg.data.batch_size} must be divisible by the {world} processes"
             )
         per_process = cfg.data.batch_size // world
-        self.train_sampler = DistributedSampler(
-            train_set, num_replicas=world, rank=info.rank, shuffle=True, seed=t.seed, drop_last=False
+        # The data order depends on (seed, epoch) and each sample's augmentation on (seed, epoch, index): a
+        # resumed run sees the same data in the same order, whatever the loader workers do.
+        self.train_sampler = EpochSampler(
+            DistributedSampler(train_set, num_replicas=world, rank=info.rank, shuffle=True, seed=t.seed)
         )
-        # Seeded again before every epoch: worker processes draw their seeds from it, so augmentations
-        # depend on (seed, epoch, rank) only, and a resumed run sees the same data in the same order.
-        self.loader_generator = torch.Generator()
-        pin = info.device.type == "cuda"
+        workers = self._loader_workers()
         self.train_loader = DataLoader(
-            train_set,
+            SeededDataset(train_set, t.seed),
             batch_size=per_process,
             sampler=self.train_sampler,
-            num_workers=self._loader_workers(),
+            num_workers=workers,
             collate_fn=self.task.collate,
-            pin_memory=pin,
+            pin_memory=info.device.type == "cuda",
             drop_last=True,
-            generator=self.loader_generator,
+            # Workers are started once: forking a new set every epoch, while threads of the last epoch's loader
+            # are still exiting, can deadlock the new workers (CPython's fork is not thread-safe).
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(t.seed),
         )
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch < 1:
@@ -507,7 +585,6 @@ class Trainer:
         """Train one epoch (``epoch`` 0-based) and return its training metrics."""
         cfg, info = self.config, self.info
         self.train_sampler.set_epoch(epoch)
-        self.loader_generator.manual_seed(cfg.train.seed * 1_000_003 + epoch * 1009 + info.rank)
         self.forward_model.train()
         meter = self.task.create_meter(self.train_set)
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -737,4 +814,4 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     val_set = trainer.task.build_dataset(config.data.val_split, train=False)
-    return trainer.validate(model, trainer._eval_loader(val_set))
+    return trainer.validate(model, trainer._eval_loader(val_set, persistent=False))
