@@ -28,7 +28,7 @@ TINY_RECIPE: dict[str, Any] = {
     },
     "optim": {"lr": 0.05},
     "train": {"epochs": 1, "device": "cpu", "progress": "off", "log_every": 2},
-    "output": {"dir": "runs/unused", "tensorboard": False, "plots": False},
+    "output": {"dir": "runs/unused", "tensorboard": False, "plots": False, "report": False},
 }
 
 

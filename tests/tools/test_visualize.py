@@ -101,11 +101,11 @@ def test_figure_png_has_the_requested_pixel_size(tmp_path):
         assert png.size == (400, 200)
 
 
-def train_tiny(tmp_path, tiny_recipe, glore):
+def train_tiny(tmp_path, tiny_recipe, glore, report=False):
     from glore.engine import load_config, train
 
     run_dir = tmp_path / f"run-{glore}"
-    train(load_config(tiny_recipe(model={"glore": glore}, output={"dir": str(run_dir)})))
+    train(load_config(tiny_recipe(model={"glore": glore}, output={"dir": str(run_dir), "report": report})))
     return run_dir / "last.pt"
 
 
@@ -131,14 +131,17 @@ def test_visualize_command_writes_pngs_and_refuses_checkpoint_without_units(tmp_
 def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path, tiny_recipe):
     from glore.tools.report import write_run_report
 
-    checkpoint = train_tiny(tmp_path, tiny_recipe, "res4:1")
+    checkpoint = train_tiny(tmp_path, tiny_recipe, "res4:1", report=True)  # the trainer writes it at the end
+    text = (checkpoint.parent / "report.md").read_text()
+    assert len(list((checkpoint.parent / "report").glob("*.png"))) == 3
     report = write_run_report(checkpoint.parent, samples=2)
+    assert report == checkpoint.parent / "report.md"
     text = report.read_text()
     assert "with 1 GloRe unit(s) (layer3.glore1)" in text
     assert "## Model profile" in text and "| res4 |" in text
     assert "## Metrics" in text and "| val_top1 |" in text
     assert "## Config" in text and "name: resnet_small" in text
-    maps = sorted((checkpoint.parent / "report").glob("*.png"))
+    maps = sorted((checkpoint.parent / "report").glob("*.png"))[:2]
     assert [p.name for p in maps] == ["val0_layer3-glore1.png", "val1_layer3-glore1.png"]
     assert all(f"report/{p.name}" in text for p in maps)
 

@@ -207,12 +207,15 @@ class OutputConfig:
         best_metric: validation metric that selects ``best.pt`` (higher is better).
         tensorboard: write TensorBoard event files to ``dir/tb``.
         plots: write ``curves.png`` after every epoch.
+        report: write ``report.md`` when the run ends (``glore.tools.report``: config, profile, metrics,
+            curves and, for networks with GloRe units, projection maps of a few validation images).
     """
 
     dir: str = "runs/default"
     best_metric: str = "top1"
     tensorboard: bool = True
     plots: bool = True
+    report: bool = True
 
 
 @dataclass

@@ -748,9 +748,22 @@ class Trainer:
                 self.logger.log_epoch(epoch + 1, global_step, metrics)
                 self.logger.info(_epoch_summary(epoch + 1, epochs, metrics))
                 self.last_metrics = {"epoch": epoch + 1, **metrics}
+            if cfg.output.report and self.info.is_main:
+                self._write_report()
         finally:
             self.logger.close()
         return dict(self.last_metrics)
+
+    def _write_report(self) -> None:
+        """``report.md`` of the finished run; a failure to draw it is reported, never fatal to the run."""
+        from glore.tools.report import write_run_report  # tools build on the engine, not the other way round
+
+        try:
+            path = write_run_report(self.run_dir)
+        except Exception as error:  # noqa: BLE001 - the trained checkpoint matters more than its report
+            self.logger.info(f"report.md not written: {type(error).__name__}: {error}")
+        else:
+            self.logger.info(f"report: {path}")
 
 
 def _epoch_summary(epoch: int, epochs: int, m: dict[str, Any]) -> str:
