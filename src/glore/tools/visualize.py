@@ -162,7 +162,7 @@ def render_unit_figure(
     rows = max(3, int(np.ceil((len(order) + 1) / columns)))
 
     fig = plt.figure(figsize=figsize, dpi=dpi)
-    grid = fig.add_gridspec(rows, columns + 3, width_ratios=[1] * columns + [0.15, 1.4, 0.1])
+    grid = fig.add_gridspec(rows, columns + 3, width_ratios=[1] * columns + [0.15, 1.4, 0.1], hspace=0.45)
     fig.suptitle(
         f"GloRe unit {unit_name}: {num_nodes} nodes, projection maps of the {len(order)} heaviest", fontsize=12
     )
