@@ -748,7 +748,7 @@ class Trainer:
                 self.logger.log_epoch(epoch + 1, global_step, metrics)
                 self.logger.info(_epoch_summary(epoch + 1, epochs, metrics))
                 self.last_metrics = {"epoch": epoch + 1, **metrics}
-            if cfg.output.report and self.info.is_main:
+            if cfg.output.report and self.info.is_main and self.model_config is not None:
                 self._write_report()
         finally:
             self.logger.close()
