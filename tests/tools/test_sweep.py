@@ -85,3 +85,21 @@ def test_sweep_2x2_with_2_seeds_and_resume_redoes_only_deleted_run(tmp_path, cap
     changed = [name for name in before if before[name] != after[name]]
     assert changed == [victim.name]
     assert json.loads((out / victim.name / "result.json").read_text())["seed"] == victim.seed
+
+
+def test_summary_only_tabulates_finished_runs(tmp_path, capsys):
+    from glore.cli import main
+    from glore.tools.sweep import RESULT_FILE, _write_json
+
+    grid = {"optim.lr": ["0.1", "0.2"]}
+    for run in plan_runs(grid, [0, 1])[:3]:  # the last run (lr 0.2, seed 1) never finished
+        value = 0.5 + float(run.settings["optim.lr"]) + run.seed / 10
+        result = {"settings": run.settings, "seed": run.seed, "metrics": {"val_top1": value}}
+        _write_json(tmp_path / run.name / RESULT_FILE, {**result, "params_m": 1.0, "gflops": 0.1, "time_s": 5})
+    args = ["sweep", "unused.yaml", "--grid", "optim.lr=0.1,0.2", "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main([*args, "--summary-only"]) == 0
+    assert "3 of 4 runs finished" in capsys.readouterr().out
+    with open(tmp_path / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["optim.lr"], row["seeds"]) for row in rows] == [("0.1", "2"), ("0.2", "1")]
+    assert float(rows[0]["val_top1_mean"]) == pytest.approx(0.65)

@@ -319,6 +319,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-<config name>)")
     parser.add_argument("--metric", default="val_top1", help="main metric of the table and plot")
     parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="train nothing: write the table and plot from the runs finished so far",
+    )
+    parser.add_argument(
         "--devices",
         default=None,
         help="comma-separated CUDA devices to run on in parallel (default: every visible GPU if "
@@ -331,6 +336,15 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
     out = args.out or f"runs/sweep-{Path(args.config).stem}"
+    if args.summary_only:
+        results = [_read_json(Path(out) / run.name / RESULT_FILE) for run in plan_runs(grid, seeds)]
+        finished = [r for r in results if r]
+        if not finished:
+            raise SystemExit(f"glore sweep: no finished run of this grid under {out}")
+        write_summary(finished, list(grid), Path(out), metric=args.metric)
+        print(f"{len(finished)} of {len(results)} runs finished")
+        print((Path(out) / "summary.md").read_text())
+        return 0
     if args.devices is not None:
         devices = [int(d) for d in args.devices.split(",") if d.strip()]
     else:
