@@ -4,62 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from engine_standins import run_subprocess
 
 from glore.cli import main
 from glore.engine import load_checkpoint
 from glore.engine.logger import read_csv
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run ``cmd``; on a timeout, fail with what it printed (to tell a hang from slowness)."""
-    try:
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if result.returncode and GLOO_TEARDOWN_ABORT in result.stdout + result.stderr:
-            # gloo can abort a process while the group is torn down after the run has finished (seen under heavy
-            # load, about one run in twenty); run once more, so only a repeated failure fails the test.
-            result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        return result
-    except subprocess.TimeoutExpired as err:
-        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-        errs = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
-        pytest.fail(f"timed out after 300 s: {' '.join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{errs[-3000:]}")
-
-
-TINY = {
-    "model": {
-        "name": "resnet_small",
-        "glore": "res4:1",
-        "glore_args": {"num_nodes": 4, "num_state": 8},
-        "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
-    },
-    "data": {
-        "name": "relational",
-        "transform": "none",
-        "batch_size": 8,
-        "num_workers": 0,
-        "kwargs": {"image_size": 32},
-        "train_kwargs": {"num_samples": 32},
-        "val_kwargs": {"num_samples": 13},
-    },
-    "optim": {"lr": 0.05},
-    "train": {"epochs": 1, "device": "cpu", "progress": "plain", "log_every": 2},
-    "output": {"dir": "runs/unused", "tensorboard": False},
-}
 
 
 @pytest.fixture
-def recipe(tmp_path) -> Path:
+def recipe(tmp_path, tiny_recipe) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY))
+    changes = {"data": {"val_kwargs": {"num_samples": 13}}, "train": {"progress": "plain"}}
+    path.write_text(yaml.safe_dump(tiny_recipe(**changes)))
     return path
 
 
@@ -102,7 +65,7 @@ def test_torchrun_module_train(recipe, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "glore", "train", str(recipe)]
     cmd += ["--output", str(run), "--set", "data.num_workers=1"]
-    result = _run(cmd, env)
+    result = run_subprocess(cmd, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = read_csv(run / "metrics.csv")
     assert len(rows) == 1 and rows[0]["val_count"] == 13

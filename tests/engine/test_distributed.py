@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from engine_standins import TinyTask, tiny_config
+from engine_standins import TinyTask, run_subprocess, tiny_config
 
 from glore.engine import evaluate, load_checkpoint, save_config, train
 from glore.engine.distributed import DistInfo, ShardSampler, unwrap_model, wrap_model
 
 HERE = Path(__file__).resolve().parent
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run ``cmd``; on a timeout, fail with what it printed (to tell a hang from slowness)."""
-    try:
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if result.returncode and GLOO_TEARDOWN_ABORT in result.stdout + result.stderr:
-            # gloo can abort a process while the group is torn down after the run has finished (seen under heavy
-            # load, about one run in twenty); run once more, so only a repeated failure fails the test.
-            result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        return result
-    except subprocess.TimeoutExpired as err:
-        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-        errs = err.stderr.decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
-        pytest.fail(f"timed out after 300 s: {' '.join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{errs[-3000:]}")
 
 
 @pytest.mark.parametrize(("size", "world"), [(13, 2), (13, 4), (3, 4), (16, 4), (0, 2)])
@@ -69,7 +52,7 @@ def _torchrun(tmp_path: Path, name: str, config, task_kwargs: dict, nproc: int =
         str(out),
         json.dumps(task_kwargs),
     ]
-    result = _run(cmd, env)
+    result = run_subprocess(cmd, env)
     if not expect_ok:
         assert result.returncode != 0
         return {"stderr": result.stderr}

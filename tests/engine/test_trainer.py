@@ -155,37 +155,22 @@ def test_batch_larger_than_dataset_is_an_error(tmp_path):
         train(config, TinyTask(config, n_train=32))
 
 
-def glore_config(out_dir: str, **train_options) -> object:
+def glore_config(tiny_recipe, out_dir: str, **train_options) -> object:
     from glore.engine import load_config
 
     return load_config(
-        {
-            "model": {
-                "name": "resnet_small",
-                "glore": "res4:1",
-                "glore_args": {"num_nodes": 4, "num_state": 8},
-                "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
-            },
-            "data": {
-                "name": "relational",
-                "transform": "none",
-                "batch_size": 8,
-                "num_workers": 1,
-                "kwargs": {"image_size": 32},
-                "train_kwargs": {"num_samples": 32},
-                "val_kwargs": {"num_samples": 12},
-            },
-            "optim": {"lr": 0.05},
-            "train": {"epochs": 1, "device": "cpu", "progress": "plain", "log_every": 2, **train_options},
-            "output": {"dir": out_dir},
-        }
+        tiny_recipe(
+            data={"num_workers": 1},
+            train={"progress": "plain", **train_options},
+            output={"dir": out_dir, "tensorboard": True, "plots": True},
+        )
     )
 
 
-def test_glore_network_one_epoch_end_to_end(tmp_path):
+def test_glore_network_one_epoch_end_to_end(tmp_path, tiny_recipe):
     from glore.engine import load_model
 
-    config = glore_config(str(tmp_path / "run"))
+    config = glore_config(tiny_recipe, str(tmp_path / "run"))
     metrics = train(config)
     run = tmp_path / "run"
     for name in ("last.pt", "best.pt", "metrics.csv", "steps.csv", "curves.png", "config.yaml"):
@@ -252,11 +237,11 @@ def test_eval_every_and_best_metric(tmp_path):
         train(config, TinyTask(config))
 
 
-def test_cached_generated_data(tmp_path):
-    config = glore_config(str(tmp_path / "cached"), epochs=2)
+def test_cached_generated_data(tmp_path, tiny_recipe):
+    config = glore_config(tiny_recipe, str(tmp_path / "cached"), epochs=2)
     config.data.cache = True
     cached = train(config)
-    plain_config = glore_config(str(tmp_path / "plain"), epochs=2)
+    plain_config = glore_config(tiny_recipe, str(tmp_path / "plain"), epochs=2)
     plain = train(plain_config)
     assert cached["val_count"] == 12 and cached["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
     a = load_checkpoint(tmp_path / "cached" / "last.pt")["model"]
