@@ -7,6 +7,7 @@ one place. Unknown keys and values of the wrong type are errors that name the ke
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -18,6 +19,7 @@ from typing import Any, Literal, Union
 import yaml
 
 __all__ = [
+    "add_override_argument",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -464,3 +466,15 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def _deep_copy(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in values.items()}
+
+
+def add_override_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` option (collected in ``args.overrides``) to a command's parser.
+
+    Args:
+        parser: the command's parser.
+        help_text: what the overrides apply to, with an example.
+    """
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[], help=help_text + "; repeatable"
+    )

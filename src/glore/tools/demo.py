@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from glore.engine.config import add_override_argument
+
 __all__ = ["DemoResult", "add_arguments", "count_macs", "find_demo_config", "run", "run_demo"]
 
 # A tiny run of the whole pipeline: one epoch on a few dozen images.
@@ -273,14 +275,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="the demo recipe (default: configs/demo.yaml)")
     parser.add_argument("--output", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--quick", action="store_true", help="a tiny run of the whole pipeline (under a minute)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a value of the demo config for both runs, e.g. --set train.epochs=3; repeatable",
-    )
+    add_override_argument(parser, "override a value of the demo config for both runs, e.g. --set train.epochs=3")
 
 
 def run(args: argparse.Namespace) -> int:

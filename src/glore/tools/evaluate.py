@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from glore.engine.config import add_override_argument
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -17,14 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML recipe whose data section describes the dataset")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by glore train (last.pt, best.pt)")
     parser.add_argument("--split", help="split to evaluate (same as --set data.val_split=SPLIT)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a config value, e.g. --set data.root=/data/CUB_200_2011; repeatable",
-    )
+    add_override_argument(parser, "override a config value, e.g. --set data.root=/data/CUB_200_2011")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
 

@@ -305,17 +305,12 @@ def write_summary(results: Sequence[Mapping[str, Any]], keys: Sequence[str], out
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``glore sweep``."""
+    from glore.engine.config import add_override_argument
+
     parser.add_argument("config", help="base YAML recipe")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a key and its values")
     parser.add_argument("--seeds", default="0", help="comma-separated train.seed values (default: 0)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override applied to every run",
-    )
+    add_override_argument(parser, "override applied to every run before the grid's, e.g. --set train.epochs=3")
     parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-<config name>)")
     parser.add_argument("--metric", default="val_top1", help="main metric of the table and plot")
     parser.add_argument(

@@ -10,19 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from glore.engine.config import add_override_argument
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``glore train``."""
     parser.add_argument("config", help="YAML recipe, e.g. configs/cub200_resnet18_glore.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a config value (YAML syntax), e.g. --set optim.lr=0.1 --set model.glore=res4:1; repeatable",
+    add_override_argument(
+        parser, "override a config value (YAML syntax), e.g. --set optim.lr=0.1 --set model.glore=res4:1"
     )
     parser.add_argument("--resume", action="store_true", help="continue exactly from output.dir/last.pt")
     parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue exactly from this checkpoint")
