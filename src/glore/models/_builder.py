@@ -313,6 +313,27 @@ class GloreNet:
     num_features: int
     model_config: dict[str, Any]
 
+    # The head is shared: a network defines forward_features and has avgpool, drop_rate, fc, num_features.
+    # GloreNet comes before nn.Module among a network's bases, so these win over nn.Module's forward.
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if getattr(self, "model_config", None):
+            self.model_config["num_classes"] = num_classes
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(n, num_features, h, w) -> logits (n, num_classes), or the pooled features with ``pre_logits``."""
+        x = self.avgpool(x).flatten(1)  # (n, C, 1, 1) -> (n, C)
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, in_chans, H, W) -> (n, num_classes)."""
+        return self.forward_head(self.forward_features(x))
+
     def stage_modules(self) -> dict[str, nn.Module]:
         """The stage containers by the paper's name: ``{"res2": self.layer1, ...}``."""
         return {info["stage"]: getattr(self, info["module"]) for info in self.feature_info}

@@ -94,7 +94,7 @@ class DualPathGloRe(GloRe):
         return super().forward(resid), dense
 
 
-class DPN(nn.Module, GloreNet):
+class DPN(GloreNet, nn.Module):
     """Dual Path Network with optional GloRe units on the residual path.
 
     Args:
@@ -180,29 +180,11 @@ class DPN(nn.Module, GloreNet):
             raise ValueError("glore_args: DPNs take GloRe units only (block='glore'); block='nonlocal' needs a ResNet")
         return DualPathGloRe(self._unit_channels[stage], **args)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if getattr(self, "model_config", None):
-            self.model_config["num_classes"] = num_classes
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(n, in_chans, H, W) -> (n, num_features, H/32, W/32): both paths concatenated, normalised."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         resid, dense = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.relu(self.final_norm(torch.cat([resid, dense], dim=1)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(n, num_features, h, w) -> logits (n, num_classes), or the pooled features with ``pre_logits``."""
-        x = self.avgpool(x).flatten(1)  # (n, C, 1, 1) -> (n, C)
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, in_chans, H, W) -> (n, num_classes)."""
-        return self.forward_head(self.forward_features(x))
 
 
 def _dpn(defaults: dict[str, Any], kwargs: dict[str, Any]) -> DPN:

@@ -251,7 +251,7 @@ def _four(name: str, value: Sequence[int]) -> tuple[int, ...]:
     return tuple(value)
 
 
-class ResNet(nn.Module, GloreNet):
+class ResNet(GloreNet, nn.Module):
     """ResNet / SE-ResNet / ResNeXt, post- or pre-activation, with GloRe units after chosen blocks.
 
     Args:
@@ -382,13 +382,6 @@ class ResNet(nn.Module, GloreNet):
                 if hasattr(m, "zero_init_last"):
                     m.zero_init_last()
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if getattr(self, "model_config", None):
-            self.model_config["num_classes"] = num_classes
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(n, in_chans, H, W) -> (n, num_features, H/32, W/32) (the last stage's output)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -396,17 +389,6 @@ class ResNet(nn.Module, GloreNet):
         if self.preact:
             x = self.relu(self.final_norm(x))
         return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(n, num_features, h, w) -> logits (n, num_classes), or the pooled features with ``pre_logits``."""
-        x = self.avgpool(x).flatten(1)  # (n, C, 1, 1) -> (n, C)
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, in_chans, H, W) -> (n, num_classes)."""
-        return self.forward_head(self.forward_features(x))
 
 
 def _resnet(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet:
