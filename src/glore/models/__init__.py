@@ -1,11 +1,12 @@
 """The networks of the paper, with GloRe units anywhere: registry, builders, attach and weights."""
 
-from . import dpn, resnet  # noqa: F401  (registers the families)
+from . import dpn, resnet, resnet3d  # noqa: F401  (registers the families)
 from ._builder import STAGES, GloreNet, Stage, create_model, load_pretrained, parse_glore_spec, unit_positions
 from ._registry import is_model, list_models, register_model
 from .attach import attach
 from .dpn import DPN
 from .resnet import ResNet
+from .resnet3d import ResNet3D, convert_official_video_state_dict, inflate_2d_state_dict, inflate_pretrained
 
 __all__ = [
     "STAGES",
@@ -13,6 +14,10 @@ __all__ = [
     "DPN",
     "GloreNet",
     "ResNet",
+    "ResNet3D",
+    "convert_official_video_state_dict",
+    "inflate_2d_state_dict",
+    "inflate_pretrained",
     "Stage",
     "create_model",
     "is_model",
