@@ -76,13 +76,6 @@ def make_data(n: int, num_classes: int, size: int, seed: int) -> Labelled:
     return Labelled(x, y, num_classes)
 
 
-def collate_tuples(samples: list[Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Stack (image, target) pairs into (inputs, targets, skipped=0)."""
-    xs = torch.stack([s[0] for s in samples])
-    ys = torch.stack([torch.as_tensor(s[1]) for s in samples]).long()
-    return xs, ys, 0
-
-
 class TinyTask(Task):
     """A classification task with a ``TinyNet`` on ``make_data``.
 
@@ -97,6 +90,9 @@ class TinyTask(Task):
         nan_at: make the loss NaN from this (1-based) training call of ``loss`` on.
         crash_at: raise ``SimulatedCrash`` at this (1-based) training call of ``loss``.
     """
+
+    metrics = {"top1": "max", "top2": "max", "mean_class_acc": "max"}
+    train_metrics = True
 
     def __init__(
         self,
@@ -137,11 +133,8 @@ class TinyTask(Task):
                 return loss * float("nan")
         return loss
 
-    def create_meter(self, dataset: Dataset) -> ClassificationMeter:
+    def create_meter(self, dataset: Dataset, *, train: bool = False) -> ClassificationMeter:
         return ClassificationMeter(self.num_classes, ks=(1, 2))
-
-    def collate(self, samples: list[Any]) -> Any:
-        return collate_tuples(samples)
 
 
 def tiny_config(out_dir: str, **sections: dict[str, Any]) -> Any:

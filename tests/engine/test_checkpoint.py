@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     real_save = torch.save
 
     def dying_save(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a checkpoint")  # a partial file, then the process "dies"
+        Path(f).write_bytes(b"PK\x03\x04 half a checkpoint")  # a partial file, then the process "dies"
         raise KeyboardInterrupt("killed mid-write")
 
     monkeypatch.setattr(ckpt.torch, "save", dying_save)

@@ -84,7 +84,7 @@ def test_yaml_errors(tmp_path):
     with pytest.raises(ConfigError, match="expected a mapping of sections"):
         load_config(path)
     path.write_text("train: 3\n")
-    with pytest.raises(ConfigError, match="train: expected a mapping of epochs, seed"):
+    with pytest.raises(ConfigError, match="train: expected a mapping of epochs, iterations, eval_every_iters, seed"):
         load_config(path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_config(tmp_path / "missing.yaml")

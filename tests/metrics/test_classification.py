@@ -69,9 +69,31 @@ def test_bad_input_is_named():
         meter.update(LOGITS[0], TARGETS[:1])
     with pytest.raises(ValueError, match="targets"):
         meter.update(LOGITS, TARGETS[:3])
-    with pytest.raises(ValueError, match="targets"):
-        meter.update(LOGITS, torch.tensor([0, 1, 2, 3, 4]))
+    # Out-of-range targets are counted on the device (no synchronisation per batch) and reported by compute().
+    bad = ClassificationMeter(4)
+    bad.update(LOGITS, torch.tensor([0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="1 targets were not class indices"):
+        bad.compute()
     with pytest.raises(ValueError, match="4 classes"):
         meter.update(LOGITS[:, :3], TARGETS)
     with pytest.raises(ValueError, match="num_classes"):
         ClassificationMeter(0)
+
+
+def test_update_never_synchronises_with_the_host(monkeypatch):
+    """The meter's per-batch work stays on the device: no .item(), .tolist(), int() or float() of a tensor."""
+    meter = ClassificationMeter(4, ks=(1, 2))
+    calls = []
+    for name in ("item", "tolist", "__int__", "__float__", "__bool__", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    for _ in range(3):
+        meter.update(LOGITS, TARGETS)
+    assert calls == []
+    monkeypatch.undo()
+    assert meter.compute()["count"] == 3 * len(TARGETS)

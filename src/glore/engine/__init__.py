@@ -2,24 +2,15 @@
 
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .config import Config, ConfigError, apply_overrides, config_to_dict, load_config, save_config
+from .optim import build_optimizer, param_groups
 from .schedules import build_scheduler, lr_factor
-from .trainer import (
-    TASKS,
-    ClassificationTask,
-    NonFiniteLossError,
-    Task,
-    Trainer,
-    build_optimizer,
-    evaluate,
-    param_groups,
-    register_task,
-    train,
-)
+from .task import TASKS, Meter, Task, build_task, register_task
+from .trainer import NonFiniteLossError, Trainer, evaluate, train
 
 __all__ = [
     "CheckpointError",
-    "ClassificationTask",
     "Config",
+    "Meter",
     "ConfigError",
     "NonFiniteLossError",
     "TASKS",
@@ -27,6 +18,7 @@ __all__ = [
     "Trainer",
     "apply_overrides",
     "build_optimizer",
+    "build_task",
     "build_scheduler",
     "config_to_dict",
     "evaluate",

@@ -172,7 +172,11 @@ class TrainConfig:
     """The loop.
 
     Attributes:
-        epochs: number of training epochs.
+        epochs: number of training epochs (the budget unless ``iterations`` is set).
+        iterations: a budget in optimiser iterations instead of epochs (segmentation recipes are written so);
+            the data is still drawn epoch by epoch, in the same order as with ``epochs``.
+        eval_every_iters: with ``iterations``: validate and checkpoint every this many iterations (and at the
+            end); null validates at the end only.
         seed: seed of every random generator (python, numpy, torch, the data order).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         amp: automatic mixed precision: ``"none"``, ``"bfloat16"`` or ``"float16"`` (with a grad scaler).
@@ -181,12 +185,14 @@ class TrainConfig:
         label_smoothing: label smoothing of the cross-entropy loss.
         sync_bn: convert BatchNorm to SyncBatchNorm when training on several CUDA processes.
         log_every: write a row to ``steps.csv`` (and a plain progress line) every this many iterations.
-        eval_every: validate every this many epochs (and always after the last).
+        eval_every: with ``epochs``: validate every this many epochs (and always after the last).
         progress: ``"auto"`` (a bar on a terminal, plain lines otherwise), ``"bar"``, ``"plain"`` or ``"off"``.
         deterministic: ask PyTorch for deterministic algorithms (slower; bitwise reproducible on CUDA).
     """
 
     epochs: int = 10
+    iterations: int | None = None
+    eval_every_iters: int | None = None
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["none", "bfloat16", "float16"] = "none"
@@ -206,7 +212,8 @@ class OutputConfig:
 
     Attributes:
         dir: the run folder (``last.pt``, ``best.pt``, ``metrics.csv``, ``steps.csv``, ``tb/``, ``curves.png``).
-        best_metric: validation metric that selects ``best.pt`` (higher is better).
+        best_metric: validation metric that selects ``best.pt``; its direction (higher or lower is better) is the
+            task's (``loss`` keeps the lowest); null: the task's first metric (``top1``, ``miou`` ...).
         tensorboard: write TensorBoard event files to ``dir/tb``.
         plots: write ``curves.png`` after every epoch.
         report: write ``report.md`` when the run ends (``glore.tools.report``: config, profile, metrics,
@@ -214,7 +221,7 @@ class OutputConfig:
     """
 
     dir: str = "runs/default"
-    best_metric: str = "top1"
+    best_metric: str | None = None
     tensorboard: bool = True
     plots: bool = True
     report: bool = True
@@ -222,8 +229,8 @@ class OutputConfig:
 
 @dataclass
 class Config:
-    """A whole training recipe. ``task`` names the entry of ``glore.engine.trainer.TASKS`` that supplies the
-    model, datasets, loss and metrics."""
+    """A whole training recipe. ``task`` names the entry of ``glore.engine.task.TASKS`` (filled by
+    ``glore.tasks``) that supplies the model, datasets, steps and metrics."""
 
     task: str = "classification"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -461,7 +468,9 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write ``config`` as YAML to ``path`` (it loads back with ``load_config``)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    from glore._io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _deep_copy(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from glore._io import atomic_path
+
 __all__ = ["ProgressLine", "RunLogger", "format_duration", "plot_curves", "read_csv"]
 
 
@@ -111,9 +113,18 @@ class ProgressLine:
     """
 
     def __init__(
-        self, epoch: int, epochs: int, total: int, *, mode: str, every: int, stream: TextIO | None = None
+        self,
+        epoch: int,
+        epochs: int,
+        total: int,
+        *,
+        mode: str,
+        every: int,
+        stream: TextIO | None = None,
+        label: str | None = None,
     ) -> None:
         self.epoch, self.epochs, self.total = epoch, epochs, total
+        self.label = label if label is not None else f"epoch {epoch}/{epochs}"
         self.mode = mode
         self.every = max(int(every), 1)
         self.stream = stream if stream is not None else sys.stderr
@@ -122,10 +133,24 @@ class ProgressLine:
         if mode == "bar":
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", file=self.stream, leave=True, unit="it")
+            self.bar = tqdm(total=total, desc=self.label, file=self.stream, leave=True, unit="it")
 
-    def update(self, step: int, loss: float, lr: float, images_per_s: float) -> None:
-        """Report iteration ``step`` (1-based within the epoch) done."""
+    def skip(self, steps: int) -> None:
+        """Count ``steps`` iterations done before this display started (a run resumed mid-epoch)."""
+        if steps and self.bar is not None:
+            self.bar.update(steps)
+
+    def update(
+        self, step: int, loss: float | None = None, lr: float | None = None, images_per_s: float | None = None
+    ) -> None:
+        """Report iteration ``step`` (1-based within the epoch) done; validation passes give no loss."""
+        if loss is None:
+            if self.bar is not None:
+                self.bar.update(step - self.bar.n)
+            elif self.mode == "plain" and step == self.total:
+                elapsed = time.perf_counter() - self.start
+                print(f"{self.label} {step}/{self.total} batches in {format_duration(elapsed)}", file=self.stream)
+            return
         if self.mode == "bar" and self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.1f}", refresh=False)
@@ -133,7 +158,7 @@ class ProgressLine:
             elapsed = time.perf_counter() - self.start
             eta = elapsed / step * (self.total - step) if step else float("nan")
             print(
-                f"epoch {self.epoch}/{self.epochs} step {step}/{self.total} loss {loss:.4f} lr {lr:.4g} "
+                f"{self.label} step {step}/{self.total} loss {loss:.4f} lr {lr:.4g} "
                 f"{images_per_s:.1f} img/s eta {format_duration(eta)}",
                 file=self.stream,
                 flush=True,
@@ -173,6 +198,7 @@ class RunLogger:
         plots: bool = True,
         resume_epoch: int | None = None,
         resume_step: int | None = None,
+        curve_metric: str = "top1",
     ) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
@@ -183,6 +209,7 @@ class RunLogger:
         self.progress = progress
         self.log_every = max(int(log_every), 1)
         self.plots = plots
+        self.curve_metric = curve_metric
         self.writer = None
         if not enabled:
             return
@@ -194,7 +221,9 @@ class RunLogger:
 
             # purge_step drops events a crashed run wrote after the checkpoint it resumes from; every scalar is
             # logged against the iteration, so one step axis serves both.
-            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+            # The checkpoint's own step was logged before the checkpoint was written: keep it, purge what follows.
+            purge = resume_step + 1 if resume_step is not None else None
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
 
     def info(self, message: str) -> None:
         """Print a line (rank 0 only)."""
@@ -206,6 +235,11 @@ class RunLogger:
         mode = self.progress if self.enabled else "off"
         return ProgressLine(epoch, epochs, total, mode=mode, every=self.log_every, stream=sys.stderr)
 
+    def eval_progress(self, total: int) -> ProgressLine:
+        """A progress display for a validation pass of ``total`` batches."""
+        mode = self.progress if self.enabled else "off"
+        return ProgressLine(0, 0, total, mode=mode, every=self.log_every, stream=sys.stderr, label="validation")
+
     def log_step(self, epoch: int, global_step: int, values: Mapping[str, float]) -> None:
         """Write a ``steps.csv`` row and TensorBoard scalars ``step/<name>`` at iteration ``global_step``."""
         if not self.enabled:
@@ -215,7 +249,7 @@ class RunLogger:
             for name, value in values.items():
                 self.writer.add_scalar(f"step/{name}", value, global_step)
 
-    def log_epoch(self, epoch: int, global_step: int, values: Mapping[str, float | None]) -> None:
+    def log_epoch(self, epoch: float, global_step: int, values: Mapping[str, float | None]) -> None:
         """Write a ``metrics.csv`` row, TensorBoard scalars ``epoch/<name>`` (at iteration ``global_step``), and
         redraw ``curves.png``."""
         if not self.enabled:
@@ -227,7 +261,7 @@ class RunLogger:
                     self.writer.add_scalar(f"epoch/{name}", value, global_step)
             self.writer.flush()
         if self.plots:
-            plot_curves(read_csv(self.run_dir / "metrics.csv"), self.run_dir / "curves.png")
+            plot_curves(read_csv(self.run_dir / "metrics.csv"), self.run_dir / "curves.png", metric=self.curve_metric)
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""
@@ -236,12 +270,16 @@ class RunLogger:
             self.writer = None
 
 
+_METRIC_LABELS = {"top1": "top-1 accuracy", "miou": "mean IoU", "video_top1": "video top-1 accuracy"}
+
+
 def plot_curves(
     rows: Sequence[Mapping[str, Any]],
     path: str | os.PathLike,
     *,
     series: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     title: str | None = None,
+    metric: str = "top1",
 ) -> Path:
     """Draw loss and accuracy against the epoch into a PNG (rendered with Agg: no display needed).
 
@@ -250,6 +288,7 @@ def plot_curves(
         path: the PNG to write.
         series: instead of ``rows``, several runs by name (curves of each, labelled ``name train``/``name val``).
         title: figure title.
+        metric: the metric of the right-hand plot (a task's primary metric: ``top1``, ``miou`` ...).
 
     Returns:
         ``path`` as a ``Path``.
@@ -261,13 +300,14 @@ def plot_curves(
     runs = dict(series) if series is not None else {"": rows}
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
-    for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "top1", "top-1 accuracy")):
+    panels = ((axes[0], "loss", "loss"), (axes[1], metric, _METRIC_LABELS.get(metric, metric)))
+    for ax, key, label in panels:
         for index, (name, run_rows) in enumerate(runs.items()):
             for split, style in (("train", "--"), ("val", "-")):
                 points = [
-                    (r["epoch"], r[f"{split}_{metric}"])
+                    (r["epoch"], r[f"{split}_{key}"])
                     for r in run_rows
-                    if r.get(f"{split}_{metric}") is not None and r.get("epoch") is not None
+                    if r.get(f"{split}_{key}") is not None and r.get("epoch") is not None
                 ]
                 if points:
                     xs, ys = zip(*points, strict=True)
@@ -282,7 +322,6 @@ def plot_curves(
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path

@@ -162,6 +162,7 @@ def build_scheduler(
     name: str,
     epochs: int,
     steps_per_epoch: int,
+    total_steps: int | None = None,
     warmup_epochs: float = 0.0,
     warmup_start_factor: float = 0.01,
     step_size: float = 30.0,
@@ -177,6 +178,8 @@ def build_scheduler(
         name: one of ``SCHEDULES``.
         epochs: epochs in the run.
         steps_per_epoch: optimiser steps per epoch.
+        total_steps: the run's iterations when its budget is counted in iterations (default
+            ``epochs * steps_per_epoch``); the epoch-valued settings still count epochs of ``steps_per_epoch``.
         warmup_epochs: warm-up length in epochs (fractions allowed).
         warmup_start_factor: the warm-up's first multiplier.
         step_size: ``step``: epochs between decays.
@@ -194,7 +197,7 @@ def build_scheduler(
     return IterationScheduler(
         optimizer,
         name=name,
-        total_steps=epochs * steps_per_epoch,
+        total_steps=total_steps if total_steps is not None else epochs * steps_per_epoch,
         warmup_steps=round(warmup_epochs * steps_per_epoch),
         warmup_start_factor=warmup_start_factor,
         step_size=max(round(step_size * steps_per_epoch), 1),

@@ -1,12 +1,13 @@
-"""One training loop for every task.
+"""The training loop, the same for every task.
 
-A ``Task`` supplies what differs between problems: the datasets, the network, the loss and the metrics.
-The ``Trainer`` does the rest the same way for all of them: samplers and loaders, the optimiser and its
-per-iteration schedule, mixed precision, channels-last, ``torch.compile``, DistributedDataParallel,
-checkpoints that resume exactly, a stop on a non-finite loss, progress, logs and curves.
+A ``Task`` (``glore.engine.task``) supplies what differs between problems: datasets, network, ``train_step``,
+``eval_step`` and metrics. The ``Trainer`` does the rest: samplers and loaders, the optimiser and its
+per-iteration schedule, mixed precision, channels-last, ``torch.compile``, DistributedDataParallel, checkpoints that
+resume exactly (also in the middle of an epoch), a stop on a non-finite loss or gradient, progress, logs and curves.
 
-Classification is the task registered today (``TASKS["classification"]``); segmentation and video plug in by
-registering another ``Task`` subclass.
+A run's budget is ``train.epochs`` or ``train.iterations``. With epochs, the run validates every ``train.eval_every``
+epochs and checkpoints after every epoch; with iterations, it validates and checkpoints every
+``train.eval_every_iters`` iterations. Both validate and checkpoint at the end.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils._pytree import tree_map
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config, config_to_dict, save_config
@@ -38,227 +39,43 @@ from .distributed import (
     wrap_model,
 )
 from .logger import RunLogger
+from .optim import build_optimizer
+from .sampling import CachedDataset, EpochSampler, SeededDataset
 from .schedules import build_scheduler
+from .task import Task, build_task
 
-__all__ = [
-    "ClassificationTask",
-    "Meter",
-    "NonFiniteLossError",
-    "TASKS",
-    "Task",
-    "Trainer",
-    "build_optimizer",
-    "evaluate",
-    "param_groups",
-    "register_task",
-    "train",
-]
+__all__ = ["NonFiniteLossError", "Trainer", "evaluate", "train"]
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the message names the step, the learning rate and the last
-    good checkpoint.
+    """Training diverged: the loss, the gradients or the validation loss became NaN or infinite. The message
+    names the step, the learning rate and the last good checkpoint, which is kept.
 
     Attributes:
-        step: the global iteration (1-based) whose loss was not finite.
+        step: the global iteration (1-based) at which it was found.
         epoch: the 1-based epoch.
         lr: the learning rate of that iteration.
-        loss: the loss value.
+        loss: the offending value.
         checkpoint: the last good checkpoint, or ``None`` when none was written yet.
+        what: ``"loss"``, ``"gradient norm"`` or ``"validation loss"``.
     """
 
-    def __init__(self, *, step: int, epoch: int, lr: float, loss: float, checkpoint: Path | None) -> None:
-        self.step, self.epoch, self.lr, self.loss, self.checkpoint = step, epoch, lr, loss, checkpoint
+    def __init__(
+        self, *, step: int, epoch: int, lr: float, loss: float, checkpoint: Path | None, what: str = "loss"
+    ) -> None:
+        self.step, self.epoch, self.lr, self.loss, self.checkpoint, self.what = step, epoch, lr, loss, checkpoint, what
         kept = (
             f"the last good checkpoint is kept: {checkpoint}"
             if checkpoint is not None
             else "no checkpoint had been written yet"
         )
         super().__init__(
-            f"training stopped: the loss is {loss} at step {step} (epoch {epoch}) with learning rate {lr:.6g}; "
+            f"training stopped: the {what} is {loss} at step {step} (epoch {epoch}) with learning rate {lr:.6g}; "
             f"{kept}. Lower optim.lr, add warm-up (schedule.warmup_epochs) or gradient clipping "
             "(optim.clip_grad_norm), then resume with --resume."
         )
-
-
-class Meter(Protocol):
-    """What a task's metrics object provides (``glore.metrics.ClassificationMeter`` is one)."""
-
-    def update(self, outputs: Any, targets: Any) -> None:
-        """Add a batch."""
-
-    def reduce(self, device: torch.device | str = "cpu") -> None:
-        """Sum the accumulated state over all processes."""
-
-    def compute(self) -> dict[str, float]:
-        """The metrics, including ``count`` (the samples seen)."""
-
-
-class Task:
-    """What a problem supplies to the ``Trainer``: datasets, network, loss, metrics and batch collation.
-
-    Subclass it and register the subclass under a name (``register_task``) for ``config.task`` to select it.
-
-    Args:
-        config: the run's configuration.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    def build_dataset(self, split: str, *, train: bool) -> Dataset:
-        """The dataset of ``split``, with training (``train``) or evaluation preprocessing."""
-        raise NotImplementedError(f"{type(self).__name__}.build_dataset")
-
-    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
-        """The training dataset and the validation dataset (``None`` when ``data.val_split`` is null)."""
-        d = self.config.data
-        train_set = self.build_dataset(d.train_split, train=True)
-        val_set = self.build_dataset(d.val_split, train=False) if d.val_split else None
-        return train_set, val_set
-
-    def build_model(self, train_dataset: Dataset) -> nn.Module:
-        """The network to train, built for ``train_dataset`` (e.g. its number of classes)."""
-        raise NotImplementedError(f"{type(self).__name__}.build_model")
-
-    def rebuild_model(self, model_config: dict[str, Any]) -> nn.Module:
-        """The network described by a checkpoint's ``model_config`` (used by ``evaluate``)."""
-        from glore.models import create_model
-
-        return create_model(**{**model_config, "pretrained": None})
-
-    def model_config(self, model: nn.Module) -> dict[str, Any] | None:
-        """What to store as the checkpoint's ``model_config``: the network's own ``model_config``."""
-        config = getattr(model, "model_config", None)
-        return dict(config) if config is not None else None
-
-    def loss(self, outputs: Any, targets: Any, *, train: bool) -> torch.Tensor:
-        """The scalar loss of a batch (``train`` is false during validation)."""
-        raise NotImplementedError(f"{type(self).__name__}.loss")
-
-    def create_meter(self, dataset: Dataset) -> Meter:
-        """A fresh metrics accumulator for ``dataset``."""
-        raise NotImplementedError(f"{type(self).__name__}.create_meter")
-
-    def collate(self, samples: list[Any]) -> Any:
-        """Collate samples into ``Batch(inputs, targets, skipped)`` (default: ``glore.data.collate``)."""
-        from glore.data import collate
-
-        return collate(samples)
-
-
-class ClassificationTask(Task):
-    """Image classification: ``glore.data`` datasets, ``glore.models`` networks, cross-entropy with optional
-    label smoothing, top-1/top-5/mean per-class accuracy."""
-
-    def build_dataset(self, split: str, *, train: bool) -> Dataset:
-        """A dataset from ``config.data`` through ``glore.data.create_dataset``."""
-        from glore.data import create_dataset
-
-        d = self.config.data
-        kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
-        transform = None
-        if d.transform == "standard":
-            from glore.data.transforms import build_transform
-
-            if len(d.crop_scale) != 2:
-                raise ValueError(f"data.crop_scale: expected [min, max], got {d.crop_scale}")
-            extra: dict[str, Any] = (
-                {"color_jitter": d.color_jitter, "scale": tuple(d.crop_scale)}
-                if train
-                else {"resize_ratio": d.eval_crop_ratio}
-            )
-            transform = build_transform(train, d.image_size, mean=d.mean, std=d.std, **extra)
-        return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
-
-    def build_model(self, train_dataset: Dataset) -> nn.Module:
-        """``glore.models.create_model`` with ``config.model``; ``num_classes`` defaults to the dataset's."""
-        from glore.models import create_model
-
-        m = self.config.model
-        dataset_classes = getattr(train_dataset, "num_classes", None)
-        num_classes = m.num_classes if m.num_classes is not None else dataset_classes
-        if num_classes is None:
-            raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
-        if dataset_classes is not None and num_classes != dataset_classes:
-            raise ValueError(f"model.num_classes: {num_classes} does not match the dataset's {dataset_classes} classes")
-        kwargs = dict(m.kwargs)
-        if m.pretrained is not None:
-            kwargs["pretrained"] = m.pretrained
-        return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=m.glore_args or None, **kwargs)
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
-        smoothing = self.config.train.label_smoothing if train else 0.0
-        return F.cross_entropy(outputs.float(), targets, label_smoothing=smoothing)
-
-    def create_meter(self, dataset: Dataset) -> Meter:
-        """A ``ClassificationMeter`` with top-1, mean per-class accuracy, and top-5 when there are more than five
-        classes."""
-        from glore.metrics import ClassificationMeter
-
-        num_classes = getattr(dataset, "num_classes", None) or self.config.model.num_classes
-        if num_classes is None:
-            raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
-        return ClassificationMeter(int(num_classes), ks=(1, 5) if num_classes > 5 else (1,))
-
-
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask}
-
-
-def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator that makes a ``Task`` subclass selectable as ``config.task = name``."""
-
-    def decorate(cls: type[Task]) -> type[Task]:
-        TASKS[name] = cls
-        return cls
-
-    return decorate
-
-
-def build_task(config: Config) -> Task:
-    """The task that ``config.task`` names."""
-    if config.task not in TASKS:
-        raise ValueError(f"task: expected one of {', '.join(sorted(TASKS))}, got {config.task!r}")
-    return TASKS[config.task](config)
-
-
-def param_groups(model: nn.Module, weight_decay: float, *, decay_norm_and_bias: bool = True) -> list[dict[str, Any]]:
-    """Parameter groups for an optimiser; with ``decay_norm_and_bias=False``, parameters with fewer than two
-    dims (norm weights and biases) go in a group without weight decay.
-
-    Args:
-        model: the network.
-        weight_decay: weight decay of the decayed group.
-        decay_norm_and_bias: whether norms and biases are decayed too.
-    """
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if decay_norm_and_bias:
-        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
-    decay = [p for _, p in params if p.ndim > 1]
-    no_decay = [p for _, p in params if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
-    """SGD (with momentum, optionally Nesterov) or AdamW from ``config.optim``."""
-    o = config.optim
-    if o.lr <= 0:
-        raise ValueError(f"optim.lr: expected a positive learning rate, got {o.lr}")
-    if o.weight_decay < 0:
-        raise ValueError(f"optim.weight_decay: expected >= 0, got {o.weight_decay}")
-    groups = param_groups(model, o.weight_decay, decay_norm_and_bias=o.decay_norm_and_bias)
-    if o.name == "sgd":
-        if o.nesterov and o.momentum <= 0:
-            raise ValueError(f"optim.nesterov: Nesterov momentum needs optim.momentum > 0, got {o.momentum}")
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
-    if o.name == "adamw":
-        if len(o.betas) != 2:
-            raise ValueError(f"optim.betas: expected two values, got {o.betas}")
-        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps)
-    raise ValueError(f"optim.name: expected 'sgd' or 'adamw', got {o.name!r}")
 
 
 def _seed_everything(seed: int) -> None:
@@ -267,133 +84,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _Batch:
-    """Unpacks whatever the collate function returns into (inputs, targets, skipped)."""
-
-    @staticmethod
-    def unpack(batch: Any) -> tuple[Any, Any, int]:
-        if hasattr(batch, "inputs") and hasattr(batch, "targets"):
-            return batch.inputs, batch.targets, int(getattr(batch, "skipped", 0))
-        if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-            return batch[0], batch[1], int(batch[2]) if len(batch) == 3 else 0
-        raise TypeError(f"collate: expected Batch(inputs, targets, skipped), got {type(batch).__name__}")
-
-
-class CachedDataset(Dataset):
-    """Every sample of ``dataset`` computed once (with ``num_workers`` loader processes) and kept in memory.
-
-    Args:
-        dataset: a dataset whose samples do not change between epochs.
-        num_workers: processes that compute the samples.
-    """
-
-    def __init__(self, dataset: Dataset, num_workers: int = 0) -> None:
-        from torch.utils._pytree import tree_map
-
-        self.dataset = dataset
-        # Its own generator: the workers' seeds must not be drawn from (and shift) the global one.
-        generator = torch.Generator().manual_seed(0)
-        loader = DataLoader(
-            dataset, batch_size=None, num_workers=num_workers, collate_fn=_identity, generator=generator
-        )
-        # Tensors from worker processes live in shared memory, one segment each: copy them out, so that
-        # thousands of cached samples do not hold thousands of segments (and file descriptors) open.
-        self.samples = [tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v, s) for s in loader]
-
-    def __getattr__(self, name: str) -> Any:
-        # num_classes, classes ... of the wrapped dataset
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.samples[index]
-
-
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Wraps a sampler so that it yields ``(epoch, index)``: the epoch travels with each index to the loader's
-    workers, which may be started once for the whole run (persistent workers).
-
-    Args:
-        sampler: yields dataset indices; its ``set_epoch`` is called too when it has one.
-    """
-
-    def __init__(self, sampler: Sampler[int]) -> None:
-        self.sampler = sampler
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for the next pass (and reshuffle the wrapped sampler)."""
-        self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
-        return ((epoch, int(index)) for index in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)  # type: ignore[arg-type]
-
-
-class SeededDataset(Dataset):
-    """Computes sample ``index`` of epoch ``epoch`` with python's, numpy's and torch's generators seeded from
-    ``(seed, epoch, index)``.
-
-    Random augmentation is then a function of the sample and the epoch alone: the same whatever the number of
-    loader workers or processes, whether workers persist across epochs, and after resuming. In the main process
-    (``num_workers=0``) the global generator states are restored afterwards, so the training loop's own random
-    draws (dropout) do not depend on the data.
-
-    Args:
-        dataset: the wrapped dataset (its attributes, such as ``num_classes``, are passed through).
-        seed: the run's seed.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset = dataset
-        self.seed = int(seed)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def sample_seed(self, epoch: int, index: int) -> int:
-        """The seed of sample ``index`` in ``epoch`` (63 bits)."""
-        return (((self.seed * 1_000_003) ^ (epoch * 998_244_353)) * 2_654_435_761 + index) % (2**63 - 1)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        seed = self.sample_seed(epoch, index)
-        in_worker = torch.utils.data.get_worker_info() is not None
-        saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            return self.dataset[index]
-        finally:
-            if saved is not None:
-                random.setstate(saved[0])
-                np.random.set_state(saved[1])
-                torch.set_rng_state(saved[2])
-
-
-def _identity(sample: Any) -> Any:
-    return sample
-
-
-def _batch_len(inputs: Any) -> int:
-    if isinstance(inputs, torch.Tensor):
-        return int(inputs.shape[0]) if inputs.dim() > 0 else 0
-    return len(inputs)
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
 class Trainer:
@@ -411,6 +103,8 @@ class Trainer:
         self.resume = resume
         self.info: DistInfo | None = None
         self.run_dir = Path(config.output.dir)
+        self.best_name = config.output.best_metric or self.task.primary_metric
+        self.best_direction = self.task.metric_direction(self.best_name)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
@@ -444,11 +138,27 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
 
+    def _check_budget(self) -> None:
+        t = self.config.train
+        for key in ("log_every", "eval_every"):
+            value = getattr(t, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{key}: expected a positive int, got {value!r}")
+        if t.iterations is None:
+            if not isinstance(t.epochs, int) or t.epochs < 1:
+                raise ValueError(f"train.epochs: expected a positive int, got {t.epochs!r}")
+            if t.eval_every_iters is not None:
+                raise ValueError("train.eval_every_iters: only used with train.iterations; set train.eval_every")
+        else:
+            if not isinstance(t.iterations, int) or t.iterations < 1:
+                raise ValueError(f"train.iterations: expected a positive int or null, got {t.iterations!r}")
+            if t.eval_every_iters is not None and (not isinstance(t.eval_every_iters, int) or t.eval_every_iters < 1):
+                raise ValueError(f"train.eval_every_iters: expected a positive int or null, got {t.eval_every_iters!r}")
+
     def _setup(self) -> None:
         cfg = self.config
         t = cfg.train
-        if t.epochs < 1:
-            raise ValueError(f"train.epochs: expected a positive int, got {t.epochs}")
+        self._check_budget()
         info = self._init_runtime()
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -473,7 +183,7 @@ class Trainer:
             raise ValueError(
                 f"data.batch_size: the global batch {cfg.data.batch_size} must be divisible by the {world} processes"
             )
-        per_process = cfg.data.batch_size // world
+        self.per_process_batch = cfg.data.batch_size // world
         # The data order depends on (seed, epoch) and each sample's augmentation on (seed, epoch, index): a
         # resumed run sees the same data in the same order, whatever the loader workers do.
         self.train_sampler = EpochSampler(
@@ -482,7 +192,7 @@ class Trainer:
         workers = self._loader_workers()
         self.train_loader = DataLoader(
             SeededDataset(train_set, t.seed),
-            batch_size=per_process,
+            batch_size=self.per_process_batch,
             sampler=self.train_sampler,
             num_workers=workers,
             collate_fn=self.task.collate,
@@ -499,6 +209,8 @@ class Trainer:
                 f"data.batch_size: {cfg.data.batch_size} is larger than the training set "
                 f"({len(train_set)} samples); no full batch fits in an epoch"
             )
+        self.total_steps = t.iterations if t.iterations is not None else t.epochs * self.steps_per_epoch
+        self.total_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.val_loader = self._eval_loader(val_set) if val_set is not None else None
 
         model = self.task.build_model(train_set).to(info.device)
@@ -513,8 +225,9 @@ class Trainer:
         self.scheduler = build_scheduler(
             self.optimizer,
             name=s.name,
-            epochs=t.epochs,
+            epochs=self.total_epochs,
             steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
             warmup_epochs=s.warmup_epochs,
             warmup_start_factor=s.warmup_start_factor,
             step_size=s.step_size,
@@ -524,13 +237,13 @@ class Trainer:
             min_lr=s.min_lr,
         )
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.amp == "float16")
-        self.start_epoch = 0
-        self.best_metric = -math.inf
+        self.start_step = 0
+        self.best_metric = -math.inf if self.best_direction == "max" else math.inf
         self.last_metrics: dict[str, Any] = {}
         self.last_good: Path | None = None
         if self.resume:
             self._load_resume_state()
-        resuming = self.start_epoch > 0
+        resuming = self.start_step > 0
         self.logger = RunLogger(
             self.run_dir,
             enabled=info.is_main,
@@ -538,11 +251,17 @@ class Trainer:
             log_every=t.log_every,
             tensorboard=cfg.output.tensorboard,
             plots=cfg.output.plots,
-            resume_epoch=self.start_epoch if resuming else None,
-            resume_step=self.start_epoch * self.steps_per_epoch if resuming else None,
+            resume_epoch=self._epoch_value(self.start_step) if resuming else None,
+            resume_step=self.start_step if resuming else None,
+            curve_metric=self.task.primary_metric,
         )
         if info.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
+
+    def _epoch_value(self, step: int) -> float | int:
+        """Epochs done after ``step`` iterations: an int at epoch boundaries, else a fraction."""
+        whole, part = divmod(step, self.steps_per_epoch)
+        return whole if part == 0 else step / self.steps_per_epoch
 
     def _load_resume_state(self) -> None:
         path = Path(self.resume) if not isinstance(self.resume, bool) else self.run_dir / "last.pt"
@@ -554,15 +273,21 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = int(state["epoch"])
-        self.best_metric = float(state.get("best_metric", -math.inf))
-        self.last_metrics = {"epoch": self.start_epoch, **state.get("metrics", {}), "best_metric": self.best_metric}
+        self.start_step = int(state.get("step", int(state["epoch"]) * self.steps_per_epoch))
+        if state.get("best_metric") is not None:
+            self.best_metric = float(state["best_metric"])
+        self.last_metrics = {
+            "epoch": state["epoch"],
+            "step": self.start_step,
+            **state.get("metrics", {}),
+            "best_metric": self.best_metric,
+        }
         self.last_good = path
         rng = state.get("rng")
         if isinstance(rng, list) and len(rng) == self.info.world_size:
             restore_rng_state(rng[self.info.rank])
         else:  # a different number of processes: the data order is still exact, random augmentations are not
-            _seed_everything(self.config.train.seed + self.info.rank + 7919 * self.start_epoch)
+            _seed_everything(self.config.train.seed + self.info.rank + 7919 * self.start_step)
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -571,31 +296,89 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
-        inputs = inputs.to(self.device, non_blocking=True)
-        if self.config.train.channels_last and inputs.dim() == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return inputs
+    def _to_device(self, tree: Any) -> Any:
+        """Move every tensor of ``tree`` to the device; 4-D and 5-D inputs become channels-last when configured."""
+        channels_last = self.config.train.channels_last
 
-    def _batches(self, loader: DataLoader) -> Iterator[tuple[Any, Any, int]]:
-        for batch in loader:
-            yield _Batch.unpack(batch)
+        def move(value: Any) -> Any:
+            if not isinstance(value, torch.Tensor):
+                return value
+            value = value.to(self.device, non_blocking=True)
+            if channels_last and value.is_floating_point() and value.dim() in (4, 5):
+                fmt = torch.channels_last if value.dim() == 4 else torch.channels_last_3d
+                value = value.contiguous(memory_format=fmt)
+            return value
 
-    def train_one_epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch (``epoch`` 0-based) and return its training metrics."""
+        return tree_map(move, tree)
+
+    def _device_batch(self, batch: Any) -> Any:
+        return batch._replace(inputs=self._to_device(batch.inputs), targets=self._to_device(batch.targets))
+
+    def _is_eval_point(self, step: int) -> bool:
+        t = self.config.train
+        if step == self.total_steps:
+            return True
+        if t.iterations is not None:
+            return t.eval_every_iters is not None and step % t.eval_every_iters == 0
+        return step % self.steps_per_epoch == 0 and (step // self.steps_per_epoch) % t.eval_every == 0
+
+    def _is_checkpoint_point(self, step: int) -> bool:
+        if self.config.train.iterations is None and step % self.steps_per_epoch == 0:
+            return True
+        return self._is_eval_point(step)
+
+    def _batches(self, epoch: int, offset: int) -> Iterator[Any]:
+        """The training batches of ``epoch`` (0-based) after its first ``offset``."""
+        self.train_sampler.set_epoch(epoch, skip=offset * self.per_process_batch)
+        yield from self.train_loader
+
+    def _step(self, batch: Any, params: list[nn.Parameter], step: int, epoch: int) -> tuple[float, Any]:
+        """One optimiser step; returns the loss (mean over processes) and the task's outputs."""
         cfg, info = self.config, self.info
-        self.train_sampler.set_epoch(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        with self._autocast():
+            loss, outputs = self.task.train_step(self.forward_model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        if cfg.optim.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad_norm)
+        elif grads and not self.scaler.is_enabled():
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:  # the float16 grad scaler skips steps with non-finite gradients itself
+            grad_norm = torch.zeros((), device=loss.device)
+        # One collective and one host synchronisation per step: the same verdict on every process.
+        packed = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().to(loss.device)])
+        loss_value, norm_value = (all_reduce_sum(packed.reshape(2).clone()) / info.world_size).tolist()
+        for what, value in (("loss", loss_value), ("gradient norm", norm_value)):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    step=step, epoch=epoch + 1, lr=lr, loss=value, checkpoint=self.last_good, what=what
+                )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss_value, outputs
+
+    def _train_until(self, step: int, stop: int) -> tuple[dict[str, float], int]:
+        """Train from global step ``step`` up to ``stop`` (an epoch end or an evaluation point)."""
+        cfg, info = self.config, self.info
+        spe = self.steps_per_epoch
+        epoch, offset = divmod(step, spe)
         self.forward_model.train()
-        meter = self.task.create_meter(self.train_set)
+        meter = self.task.create_meter(self.train_set, train=True) if self.task.train_metrics else None
         loss_sum = torch.zeros((), dtype=torch.float64)
-        samples, skipped = 0, 0
-        progress = self.logger.epoch_progress(epoch + 1, cfg.train.epochs, self.steps_per_epoch)
+        samples, skipped, timed_samples = 0, 0, 0
+        progress = self.logger.epoch_progress(epoch + 1, self.total_epochs, min(spe, self.total_steps - epoch * spe))
+        progress.skip(offset)
         start = time.perf_counter()
+        timer_start: float | None = None
         params = [p for p in unwrap_model(self.model).parameters() if p.requires_grad]
         try:
-            for i, (inputs, targets, n_skipped) in enumerate(self._batches(self.train_loader)):
-                skipped += n_skipped
-                n = _batch_len(inputs)
+            for batch in self._batches(epoch, offset):
+                skipped += batch.skipped
+                n = self.task.batch_size(batch)
                 if n == 0:
                     if info.distributed:
                         raise RuntimeError(
@@ -603,60 +386,53 @@ class Trainer:
                             "processes a step cannot be left out on one of them: fix or remove the unreadable files"
                         )
                     continue
-                global_step = epoch * self.steps_per_epoch + i + 1
+                step += 1
                 lr = self.optimizer.param_groups[0]["lr"]
-                inputs = self._to_device(inputs)
-                targets = targets.to(self.device, non_blocking=True)
-                with self._autocast():
-                    outputs = self.forward_model(inputs)
-                    loss = self.task.loss(outputs, targets, train=True)
-                # The mean loss over all processes: one collective per step, and the same verdict everywhere.
-                loss_value = all_reduce_sum(loss.detach().float().reshape(1).clone()).item() / info.world_size
-                if not math.isfinite(loss_value):
-                    raise NonFiniteLossError(
-                        step=global_step, epoch=epoch + 1, lr=lr, loss=loss_value, checkpoint=self.last_good
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if cfg.optim.clip_grad_norm is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad_norm)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-
-                meter.update(outputs.detach().float(), targets)
+                batch = self._device_batch(batch)
+                loss_value, outputs = self._step(batch, params, step, epoch)
+                if meter is not None:
+                    meter.update(tree_map(_detach_float, outputs), batch.targets, batch.meta)
                 loss_sum += loss_value * n
                 samples += n
-                elapsed = time.perf_counter() - start
-                images_per_s = samples * info.world_size / max(elapsed, 1e-9)
-                progress.update(i + 1, loss_value, lr, images_per_s)
-                if global_step % cfg.train.log_every == 0:
-                    self.logger.log_step(
-                        epoch + 1, global_step, {"loss": loss_value, "lr": lr, "images_per_s": images_per_s}
-                    )
+                # Throughput leaves out the first batch: worker start-up and data generation, not the model.
+                if timer_start is None:
+                    timer_start = time.perf_counter()
+                else:
+                    timed_samples += n
+                elapsed = time.perf_counter() - timer_start
+                images_per_s = timed_samples * info.world_size / elapsed if timed_samples else float("nan")
+                progress.update(step - epoch * spe, loss_value, lr, images_per_s)
+                if step % cfg.train.log_every == 0:
+                    self.logger.log_step(epoch + 1, step, {"loss": loss_value, "lr": lr, "images_per_s": images_per_s})
+                if step >= stop:
+                    break
         finally:
             progress.close()
         elapsed = time.perf_counter() - start
-        meter.reduce(self.device)
-        totals = all_reduce_sum(torch.tensor([float(loss_sum), samples, skipped], dtype=torch.float64))
-        metrics = {f"train_{k}": v for k, v in meter.compute().items() if k != "count"}
-        total_samples = float(totals[1])
-        return {
-            "train_loss": float(totals[0]) / max(total_samples, 1.0),
-            **metrics,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "train_images_per_s": total_samples / max(elapsed, 1e-9),
-            "train_skipped": float(totals[2]),
-            "epoch_time_s": elapsed,
-        }
+        timed = time.perf_counter() - timer_start if timer_start is not None else 0.0
+        totals = all_reduce_sum(torch.tensor([float(loss_sum), samples, skipped, timed_samples], dtype=torch.float64))
+        metrics: dict[str, float] = {"train_loss": float(totals[0]) / max(float(totals[1]), 1.0)}
+        if meter is not None:
+            meter.reduce(self.device)
+            metrics.update({f"train_{k}": v for k, v in meter.compute().items() if k != "count"})
+        metrics.update(
+            {
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_images_per_s": float(totals[3]) / timed if timed > 0 and totals[3] > 0 else float("nan"),
+                "train_skipped": float(totals[2]),
+                "epoch_time_s": elapsed,
+            }
+        )
+        return metrics, step
 
     @torch.no_grad()
     def validate(self, model: nn.Module | None = None, loader: DataLoader | None = None) -> dict[str, float]:
-        """Evaluate on the validation set: every sample once, whatever the number of processes.
+        """Evaluate on the validation set through the task's ``eval_step``: every sample once, whatever the number
+        of processes.
 
         Returns:
-            ``val_loss``, the task's metrics prefixed ``val_`` (including ``val_count``) and ``val_skipped``.
+            ``val_loss`` (when the task can score its predictions), the task's metrics prefixed ``val_``
+            (including ``val_count``) and ``val_skipped``.
         """
         loader = loader if loader is not None else self.val_loader
         if loader is None:
@@ -665,46 +441,61 @@ class Trainer:
         was_training = model.training
         model.eval()
         meter = self.task.create_meter(loader.dataset)
-        loss_sum, samples, skipped = 0.0, 0, 0
-        for inputs, targets, n_skipped in self._batches(loader):
-            skipped += n_skipped
-            n = _batch_len(inputs)
-            if n == 0:
-                continue
-            inputs = self._to_device(inputs)
-            targets = targets.to(self.device, non_blocking=True)
-            with self._autocast():
-                outputs = model(inputs)
-                loss = self.task.loss(outputs, targets, train=False)
-            meter.update(outputs.float(), targets)
-            loss_sum += float(loss) * n
-            samples += n
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        samples, skipped, scored = 0, 0, True
+        progress = self.logger.eval_progress(len(loader)) if hasattr(self, "logger") else None
+        try:
+            for i, batch in enumerate(loader):
+                skipped += batch.skipped
+                n = self.task.batch_size(batch)
+                if n == 0:
+                    continue
+                batch = self._device_batch(batch)
+                with self._autocast():
+                    preds = self.task.eval_step(model, batch)
+                    loss = self.task.eval_loss(preds, batch)
+                preds = tree_map(_detach_float, preds)
+                meter.update(preds, batch.targets, batch.meta)
+                if loss is None:
+                    scored = False
+                else:
+                    loss_sum += loss.detach().double() * n
+                samples += n
+                if progress is not None:
+                    progress.update(i + 1)
+        finally:
+            if progress is not None:
+                progress.close()
         model.train(was_training)
         meter.reduce(self.device)
-        totals = all_reduce_sum(torch.tensor([loss_sum, samples, skipped], dtype=torch.float64))
-        out = {"val_loss": float(totals[0]) / max(float(totals[1]), 1.0)}
+        totals = all_reduce_sum(
+            torch.stack([loss_sum.cpu(), torch.tensor(float(samples)), torch.tensor(float(skipped))])
+        )
+        out: dict[str, float] = {}
+        if scored:
+            out["val_loss"] = float(totals[0]) / max(float(totals[1]), 1.0)
         out.update({f"val_{k}": v for k, v in meter.compute().items()})
         out["val_skipped"] = float(totals[2])
         return out
 
-    def _checkpoint(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Save ``last.pt`` (and ``best.pt`` when the tracked metric improved) after ``epoch`` epochs."""
+    def _checkpoint(self, step: int, metrics: dict[str, float]) -> None:
+        """Save ``last.pt`` (and ``best.pt`` when the tracked metric improved) after ``step`` iterations."""
         cfg = self.config
         rng_states = all_gather_object(capture_rng_state())
         # The best checkpoint is chosen on validation metrics; without a validation set, on training metrics.
-        # An epoch that skipped validation (train.eval_every) cannot improve it.
+        # A checkpoint that skipped validation (train.eval_every) cannot improve it.
         prefix = "val_" if self.val_loader is not None else "train_"
         improved = False
         if any(k.startswith(prefix) for k in metrics):
-            key = prefix + cfg.output.best_metric
+            key = prefix + self.best_name
             if key not in metrics:
                 names = sorted(k[len(prefix) :] for k in metrics if k.startswith(prefix))
                 raise ValueError(
-                    f"output.best_metric: {cfg.output.best_metric!r} is not a metric of this task; "
-                    f"available: {', '.join(names)}"
+                    f"output.best_metric: {self.best_name!r} is not a metric of this run; available: {', '.join(names)}"
                 )
             value = metrics[key]
-            improved = math.isfinite(value) and value > self.best_metric
+            better = value > self.best_metric if self.best_direction == "max" else value < self.best_metric
+            improved = math.isfinite(value) and better
         if improved:
             self.best_metric = value
         if not self.info.is_main:
@@ -713,12 +504,14 @@ class Trainer:
             "model": unwrap_model(self.model).state_dict(),
             "model_config": self.model_config,
             "config": config_to_dict(cfg),
-            "epoch": epoch,
+            "task": cfg.task,
+            "epoch": step // self.steps_per_epoch,
+            "step": step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_states,
-            "best_metric": self.best_metric,
+            "best_metric": self.best_metric if math.isfinite(self.best_metric) else None,
             "metrics": metrics,
         }
         self.last_good = save_checkpoint(state, self.run_dir / "last.pt")
@@ -726,61 +519,83 @@ class Trainer:
             save_checkpoint(state, self.run_dir / "best.pt")
 
     def fit(self) -> dict[str, Any]:
-        """Train for ``train.epochs`` epochs (from the resumed epoch) and return the last epoch's metrics."""
+        """Train to the budget (from the resumed step) and return the metrics of the last checkpoint.
+
+        Raises:
+            NonFiniteLossError: the loss, the gradients or the validation loss became non-finite; the last good
+                checkpoint is kept.
+        """
         self._setup()
-        cfg = self.config
-        epochs = cfg.train.epochs
+        spe, total = self.steps_per_epoch, self.total_steps
         try:
-            if self.start_epoch >= epochs:
-                self.logger.info(f"nothing to do: the checkpoint has already trained {self.start_epoch} epochs")
+            if self.start_step >= total:
+                self.logger.info(f"nothing to do: the checkpoint has already trained {self.start_step} iterations")
                 return dict(self.last_metrics)
-            if self.start_epoch:
-                self.logger.info(f"resuming after epoch {self.start_epoch} from {self.last_good}")
-            for epoch in range(self.start_epoch, epochs):
-                metrics: dict[str, Any] = self.train_one_epoch(epoch)
+            if self.start_step:
+                self.logger.info(f"resuming after iteration {self.start_step} from {self.last_good}")
+            step = self.start_step
+            while step < total:
+                epoch_end = (step // spe + 1) * spe
+                stop = min(epoch_end, total)
+                for candidate in range(step + 1, stop + 1):  # the next evaluation point within this epoch
+                    if self._is_checkpoint_point(candidate):
+                        stop = candidate
+                        break
+                metrics, step = self._train_until(step, stop)
+                if not self._is_checkpoint_point(step):
+                    continue
                 # Validation shards and the checkpoint must all see the same BatchNorm statistics.
                 sync_buffers(self.model)
-                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == epochs:
+                if self._is_eval_point(step):
                     metrics.update(self.validate())
-                global_step = (epoch + 1) * self.steps_per_epoch
-                self._checkpoint(epoch + 1, metrics)
+                    val_loss = metrics.get("val_loss")
+                    if val_loss is not None and not math.isfinite(val_loss):
+                        raise NonFiniteLossError(
+                            step=step,
+                            epoch=math.ceil(step / spe),
+                            lr=self.optimizer.param_groups[0]["lr"],
+                            loss=val_loss,
+                            checkpoint=self.last_good,
+                            what="validation loss",
+                        )
+                self._checkpoint(step, metrics)
                 metrics["best_metric"] = self.best_metric
-                self.logger.log_epoch(epoch + 1, global_step, metrics)
-                self.logger.info(_epoch_summary(epoch + 1, epochs, metrics))
-                self.last_metrics = {"epoch": epoch + 1, **metrics}
-            if cfg.output.report and self.info.is_main and self.model_config is not None:
-                self._write_report()
+                epoch_value = self._epoch_value(step)
+                self.logger.log_epoch(epoch_value, step, {"step": step, **metrics})
+                self.logger.info(self._summary(step, metrics))
+                self.last_metrics = {"epoch": epoch_value, "step": step, **metrics}
         finally:
             self.logger.close()
         return dict(self.last_metrics)
 
-    def _write_report(self) -> None:
-        """``report.md`` of the finished run; a failure to draw it is reported, never fatal to the run."""
-        from glore.tools.report import write_run_report  # tools build on the engine, not the other way round
-
-        try:
-            path = write_run_report(self.run_dir)
-        except Exception as error:  # noqa: BLE001 - the trained checkpoint matters more than its report
-            self.logger.info(f"report.md not written: {type(error).__name__}: {error}")
+    def _summary(self, step: int, m: dict[str, Any]) -> str:
+        """One line for the log after a checkpoint point, with the task's declared metrics."""
+        if self.config.train.iterations is None:
+            parts = [f"epoch {step // self.steps_per_epoch}/{self.total_epochs}"]
         else:
-            self.logger.info(f"report: {path}")
+            parts = [f"iteration {step}/{self.total_steps}"]
+        parts.append(f"train loss {_fmt(m['train_loss'])}")
+        names = list(self.task.metrics)
+        parts += [f"{name} {_fmt(m['train_' + name])}" for name in names[:1] if "train_" + name in m]
+        if any(k.startswith("val_") for k in m):
+            parts.append("| val")
+            if "val_loss" in m:
+                parts.append(f"loss {_fmt(m['val_loss'])}")
+            parts += [f"{name} {_fmt(m['val_' + name])}" for name in names if "val_" + name in m]
+            parts.append(f"({int(m.get('val_count', 0))} samples)")
+        parts.append(f"| {_fmt(m['train_images_per_s'])} samples/s, {m['epoch_time_s']:.1f}s")
+        skipped = int(m.get("train_skipped", 0) + m.get("val_skipped", 0))
+        if skipped:
+            parts.append(
+                f"| skipped {int(m.get('train_skipped', 0))} train, {int(m.get('val_skipped', 0))} val samples"
+            )
+        return " ".join(parts)
 
 
-def _epoch_summary(epoch: int, epochs: int, m: dict[str, Any]) -> str:
-    parts = [f"epoch {epoch}/{epochs}", f"train loss {m['train_loss']:.4f}"]
-    if "train_top1" in m:
-        parts.append(f"top1 {m['train_top1']:.4f}")
-    if "val_loss" in m:
-        parts.append(f"| val loss {m['val_loss']:.4f}")
-        for key in ("val_top1", "val_top5", "val_mean_class_acc"):
-            if key in m:
-                parts.append(f"{key[4:]} {m[key]:.4f}")
-        parts.append(f"({int(m.get('val_count', 0))} samples)")
-    parts.append(f"| {m['train_images_per_s']:.1f} img/s, {m['epoch_time_s']:.1f}s")
-    skipped = int(m.get("train_skipped", 0) + m.get("val_skipped", 0))
-    if skipped:
-        parts.append(f"| skipped {int(m.get('train_skipped', 0))} train, {int(m.get('val_skipped', 0))} val samples")
-    return " ".join(parts)
+def _detach_float(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.detach().float()
+    return value.detach() if isinstance(value, torch.Tensor) else value
 
 
 def train(config: Config, task: Task | None = None, *, resume: bool | str | Path = False) -> dict[str, Any]:
@@ -792,19 +607,18 @@ def train(config: Config, task: Task | None = None, *, resume: bool | str | Path
         resume: continue from ``output.dir/last.pt`` (``True``) or from a given checkpoint.
 
     Returns:
-        The last epoch's metrics (``train_loss``, ``val_top1``, ``val_count`` ...).
+        The metrics of the last checkpoint (``train_loss``, ``val_top1``, ``val_count`` ...).
 
     Raises:
-        NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint is kept).
+        NonFiniteLossError: the training diverged (the last good checkpoint is kept).
     """
     return Trainer(config, task, resume=resume).fit()
 
 
 def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -> dict[str, float]:
-    """Evaluate a checkpoint on the validation split that ``config.data`` describes.
+    """Evaluate a checkpoint on the split ``config.data.val_split`` names, through the task's ``eval_step``.
 
-    The network is rebuilt from the checkpoint's ``model_config``; every validation sample counts once, also
-    under torchrun.
+    The network is rebuilt from the checkpoint's ``model_config``; every sample counts once, also under torchrun.
 
     Args:
         config: the configuration (its data section chooses the dataset and split).
@@ -812,7 +626,7 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
         task: default the task ``config.task`` names.
 
     Returns:
-        ``val_loss``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_count``, ``val_skipped``.
+        ``val_loss``, the task's metrics and ``val_count``, ``val_skipped``, all prefixed ``val_``.
     """
     if not config.data.val_split:
         raise ValueError("data.val_split: evaluation needs a split to evaluate, got null")

@@ -1,7 +1,8 @@
 """Classification metrics: top-k accuracy and mean per-class accuracy (the fine-grained convention).
 
-``ClassificationMeter`` accumulates integer counts batch by batch; ``reduce()`` sums them over all processes,
-so the result is exact however the samples were split (provided each sample is seen by one process).
+``ClassificationMeter`` accumulates integer counts batch by batch on the device of the logits (no host
+synchronisation per batch); ``reduce()`` sums them over all processes, so the result is exact however the samples
+were split (provided each sample is seen by one process), and ``compute()`` reads them once.
 """
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ class ClassificationMeter:
         self.topk_hits = torch.zeros(len(self.ks), dtype=torch.int64)
         self.correct_per_class = torch.zeros(self.num_classes, dtype=torch.int64)
         self.total_per_class = torch.zeros(self.num_classes, dtype=torch.int64)
+        self.invalid_targets = torch.zeros((), dtype=torch.int64)
+
+    def _to(self, device: torch.device) -> None:
+        if self.topk_hits.device != device:
+            self.topk_hits = self.topk_hits.to(device)
+            self.correct_per_class = self.correct_per_class.to(device)
+            self.total_per_class = self.total_per_class.to(device)
+            self.invalid_targets = self.invalid_targets.to(device)
 
     @property
     def count(self) -> int:
@@ -103,23 +112,29 @@ class ClassificationMeter:
         return int(self.total_per_class.sum())
 
     @torch.no_grad()
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add a batch.
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, meta: object = None) -> None:
+        """Add a batch. Counts stay on the logits' device: nothing here waits for the device.
 
         Args:
             logits: (n, num_classes) scores.
-            targets: (n,) class indices in ``[0, num_classes)``.
+            targets: (n,) class indices in ``[0, num_classes)``; others are counted and reported by ``compute``.
+            meta: the batch's metadata (not used).
         """
         _check(logits, targets)
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits: expected {self.num_classes} classes, got {logits.shape[1]}")
-        targets = targets.long()
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= self.num_classes):
-            raise ValueError(f"targets: expected class indices in [0, {self.num_classes}), got {targets.tolist()}")
-        self.topk_hits += torch.tensor(topk_correct(logits, targets, self.ks), dtype=torch.int64)
-        preds = logits.argmax(dim=1)
-        self.correct_per_class += torch.bincount(targets[preds == targets], minlength=self.num_classes).cpu()
-        self.total_per_class += torch.bincount(targets, minlength=self.num_classes).cpu()
+        self._to(logits.device)
+        targets = targets.long().to(logits.device)
+        valid = (targets >= 0) & (targets < self.num_classes)  # (n,)
+        self.invalid_targets += (~valid).sum()
+        logits, targets = logits[valid], targets[valid]
+        maxk = min(max(self.ks), self.num_classes)
+        top = logits.topk(maxk, dim=1).indices  # (n, maxk)
+        hit = top.eq(targets.view(-1, 1))  # (n, maxk)
+        self.topk_hits += torch.stack([hit[:, : min(k, maxk)].any(dim=1).sum() for k in self.ks])
+        preds = top[:, 0]  # (n,)
+        self.correct_per_class += torch.bincount(targets[preds == targets], minlength=self.num_classes)
+        self.total_per_class += torch.bincount(targets, minlength=self.num_classes)
 
     def reduce(self, device: torch.device | str = "cpu") -> None:
         """Sum the counts over all processes (a no-op without a process group). Call it on every process.
@@ -129,19 +144,31 @@ class ClassificationMeter:
         """
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return
-        packed = torch.cat([self.topk_hits, self.correct_per_class, self.total_per_class]).to(device)
+        packed = torch.cat(
+            [self.topk_hits, self.correct_per_class, self.total_per_class, self.invalid_targets.reshape(1)]
+        ).to(device)
         dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-        packed = packed.cpu()
         k, c = len(self.ks), self.num_classes
         self.topk_hits = packed[:k].clone()
         self.correct_per_class = packed[k : k + c].clone()
-        self.total_per_class = packed[k + c :].clone()
+        self.total_per_class = packed[k + c : k + 2 * c].clone()
+        self.invalid_targets = packed[-1].clone()
 
     def compute(self) -> dict[str, float]:
         """``top{k}`` for each k, ``mean_class_acc`` (over classes with at least one sample) and ``count``.
 
         Accuracies are fractions in [0, 1]; with no samples they are NaN.
+
+        Raises:
+            ValueError: some targets were not class indices in ``[0, num_classes)``.
         """
+        if int(self.invalid_targets):
+            raise ValueError(
+                f"targets: {int(self.invalid_targets)} targets were not class indices in [0, {self.num_classes})"
+            )
+        self.topk_hits, self.correct_per_class, self.total_per_class = (
+            t.cpu() for t in (self.topk_hits, self.correct_per_class, self.total_per_class)
+        )
         n = self.count
         out: dict[str, float] = {}
         for k, hits in zip(self.ks, self.topk_hits.tolist(), strict=True):

@@ -11,7 +11,6 @@ import inspect
 import json
 import os
 import re
-import tempfile
 import typing
 import warnings
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._io import atomic_path, atomic_write_text
 from ..layers import PRODUCT_ORDERS, GloRe, NonLocal
 from ._registry import close_matches, get_model_entrypoint
 
@@ -375,21 +375,11 @@ class GloreNet:
         path.mkdir(parents=True, exist_ok=True)
         assert isinstance(self, nn.Module)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        _atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
         text = json.dumps({"format": "glore", "model_config": config}, indent=2, sort_keys=True)
-        _atomic_write(path / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
+        atomic_write_text(path / CONFIG_FILE, text + "\n")
         return path
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ----------------------------------------------------------------------------------------------------------------

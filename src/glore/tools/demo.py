@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from glore._io import atomic_write_text
 from glore.engine.config import add_override_argument
 
 __all__ = ["DemoResult", "add_arguments", "count_macs", "find_demo_config", "run", "run_demo"]
@@ -32,7 +33,7 @@ __all__ = ["DemoResult", "add_arguments", "count_macs", "find_demo_config", "run
 # A tiny run of the whole pipeline: one epoch on a few dozen images.
 QUICK_OVERRIDES = (
     "train.epochs=1",
-    "data.kwargs.image_size=32",
+    "data.image_size=32",
     "data.train_kwargs.num_samples=48",
     "data.val_kwargs.num_samples=24",
     "data.batch_size=16",
@@ -163,7 +164,7 @@ def run_demo(config: Any, out_dir: str | Path, *, stream: Any = None) -> list[De
 
 
 def _first_sample(config: Any) -> tuple[torch.Tensor, Any]:
-    from glore.engine.trainer import build_task
+    from glore.engine.task import build_task
 
     dataset = build_task(config).build_dataset(config.data.val_split or config.data.train_split, train=False)
     return dataset[0]
@@ -266,7 +267,7 @@ def write_report(config: Any, results: list[DemoResult], out_dir: Path) -> Path:
         )
     lines += ["", "Reproduce with `glore demo` (or `make demo`)."]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from glore._io import atomic_write_text
+
 __all__ = ["write_run_report", "add_arguments", "run"]
 
 
@@ -105,7 +107,7 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
             lines += [f"![{p.stem}](report/{p.name})" for p in paths] + [""]
     lines += ["## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     report = run_dir / "report.md"
-    report.write_text("\n".join(lines))
+    atomic_write_text(report, "\n".join(lines))
     return report
 
 

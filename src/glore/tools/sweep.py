@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glore._io import atomic_write_text
+
 __all__ = ["SweepRun", "parse_grid", "plan_runs", "run_sweep", "summarize", "write_summary"]
 
 RESULT_FILE = "result.json"
@@ -146,10 +148,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def run_sweep(
@@ -277,7 +276,7 @@ def write_summary(results: Sequence[Mapping[str, Any]], keys: Sequence[str], out
         cells += [f"{row[f'{m}_mean']:.4f} ± {row[f'{m}_std']:.4f}" for m in main_metrics]
         cells += [f"{row['params_m']:.3f}", f"{row['gflops']:.4f}", f"{row['time_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
 
     if f"{metric}_mean" in rows[0]:
         import matplotlib

@@ -26,6 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="DIR", help="run folder (same as --set output.dir=DIR)")
 
 
+def write_report_quietly(run_dir: str) -> None:
+    """Write ``report.md`` of a finished run; a failure to draw it is reported, never fatal to the run."""
+    from glore.tools.report import write_run_report
+
+    try:
+        path = write_run_report(run_dir)
+    except Exception as error:  # noqa: BLE001 - the trained checkpoint matters more than its report
+        print(f"report.md not written: {type(error).__name__}: {error}", file=sys.stderr)
+    else:
+        print(f"report: {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``glore train``; returns the exit status."""
     from glore.engine import ConfigError, NonFiniteLossError, load_config, train
@@ -48,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         main_process = is_main_process()  # asked before the group is gone
         cleanup_distributed()
+    if main_process and config.output.report:
+        write_report_quietly(config.output.dir)
     if metrics and main_process:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_count")
         print(f"done: {config.output.dir} ({shown})")

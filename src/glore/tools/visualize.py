@@ -286,7 +286,7 @@ def _load_images(paths: Sequence[str], image_size: int, mean: Sequence[float], s
 
 def _validation_samples(config: Mapping[str, Any], count: int) -> torch.Tensor:
     from glore.engine import load_config
-    from glore.engine.trainer import build_task
+    from glore.engine.task import build_task
 
     task = build_task(load_config(config))
     dataset = task.build_dataset(config["data"]["val_split"] or config["data"]["train_split"], train=False)

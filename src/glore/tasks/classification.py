@@ -1,0 +1,85 @@
+"""Image classification: ``glore.data`` datasets, ``glore.models`` networks, cross-entropy with optional label
+smoothing, top-1/top-5/mean per-class accuracy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from glore.engine.task import Meter, Task, register_task
+
+__all__ = ["ClassificationTask"]
+
+
+@register_task("classification")
+class ClassificationTask(Task):
+    """Image classification (``config.task: classification``).
+
+    The default ``train_step``/``eval_step`` apply: the network maps images to logits; the loss is cross-entropy in
+    float32 with ``train.label_smoothing`` during training only.
+    """
+
+    metrics = {"top1": "max", "top5": "max", "mean_class_acc": "max"}
+    train_metrics = True
+
+    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+        """A dataset from ``config.data`` through ``glore.data.create_dataset``."""
+        from glore.data import create_dataset
+
+        d = self.config.data
+        kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
+        transform = None
+        # The relational data makes normalised tensors itself: its standard preprocessing is none.
+        if d.transform == "standard" and d.name != "relational":
+            from glore.data.transforms import build_transform
+
+            if len(d.crop_scale) != 2:
+                raise ValueError(f"data.crop_scale: expected [min, max], got {d.crop_scale}")
+            extra: dict[str, Any] = (
+                {"color_jitter": d.color_jitter, "scale": tuple(d.crop_scale)}
+                if train
+                else {"resize_ratio": d.eval_crop_ratio}
+            )
+            transform = build_transform(train, d.image_size, mean=d.mean, std=d.std, **extra)
+        if d.name == "relational":  # data.image_size is the size reports compute GFLOPs from: one size for both
+            if kwargs.setdefault("image_size", d.image_size) != d.image_size:
+                raise ValueError(
+                    f"data.kwargs.image_size: {kwargs['image_size']} differs from data.image_size "
+                    f"{d.image_size}; set data.image_size alone"
+                )
+        return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
+
+    def build_model(self, train_dataset: Dataset) -> nn.Module:
+        """``glore.models.create_model`` with ``config.model``; ``num_classes`` defaults to the dataset's."""
+        from glore.models import create_model
+
+        m = self.config.model
+        dataset_classes = getattr(train_dataset, "num_classes", None)
+        num_classes = m.num_classes if m.num_classes is not None else dataset_classes
+        if num_classes is None:
+            raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
+        if dataset_classes is not None and num_classes != dataset_classes:
+            raise ValueError(f"model.num_classes: {num_classes} does not match the dataset's {dataset_classes} classes")
+        kwargs = dict(m.kwargs)
+        if m.pretrained is not None:
+            kwargs["pretrained"] = m.pretrained
+        return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=m.glore_args or None, **kwargs)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
+        smoothing = self.config.train.label_smoothing if train else 0.0
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=smoothing)
+
+    def create_meter(self, dataset: Dataset, *, train: bool = False) -> Meter:
+        """A ``ClassificationMeter`` with top-1, mean per-class accuracy, and top-5 when there are more than five
+        classes."""
+        from glore.metrics import ClassificationMeter
+
+        num_classes = getattr(dataset, "num_classes", None) or self.config.model.num_classes
+        if num_classes is None:
+            raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
+        return ClassificationMeter(int(num_classes), ks=(1, 5) if num_classes > 5 else (1,))
