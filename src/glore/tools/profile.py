@@ -33,7 +33,7 @@ class Profile:
 
     Attributes:
         name: the registered model name.
-        input_size: the input's (H, W).
+        input_size: the input's (H, W), or (T, H, W) for a video network.
         params: parameters per part (``stem``, ``res2``..``res5``, ``head``).
         macs: multiply-adds per part for one image.
         glore_params: parameters of the GloRe units (included in their stages).
@@ -41,7 +41,7 @@ class Profile:
     """
 
     name: str
-    input_size: tuple[int, int]
+    input_size: tuple[int, ...]
     params: dict[str, int] = field(default_factory=dict)
     macs: dict[str, int] = field(default_factory=dict)
     glore_params: int = 0
@@ -58,8 +58,21 @@ class Profile:
         return sum(self.macs.values())
 
 
+def _input_shape(model: nn.Module, input_size: int | Sequence[int]) -> tuple[int, ...]:
+    """(H, W) for an image network, (T, H, W) for a video one (its stem is a Conv3d; an int side means 8 frames)."""
+    video = isinstance(getattr(model, "conv1", None), nn.Conv3d)
+    if isinstance(input_size, int):
+        size: tuple[int, ...] = (8, input_size, input_size) if video else (input_size, input_size)
+    else:
+        size = tuple(int(s) for s in input_size)
+    expected = "a side or (T, H, W) (a video network)" if video else "a side or (H, W)"
+    if len(size) != (3 if video else 2) or min(size) < 1:
+        raise ValueError(f"input_size must be {expected} of positive ints, got {input_size!r}")
+    return size
+
+
 def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, name: str = "") -> Profile:
-    """Count the parameters and multiply-adds of ``model`` for one ``input_size`` image, per stage.
+    """Count the parameters and multiply-adds of ``model`` for one ``input_size`` image or clip, per stage.
 
     The model may live on any device; on ``meta`` nothing is computed. Parts are the stem (everything before
     ``layer1``), the stages ``layer1..layer4`` (reported as res2..res5) and the head (pooling and classifier,
@@ -67,15 +80,13 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, na
 
     Args:
         model: a network with ``layer1..layer4`` (glore's, or torchvision-structured).
-        input_size: the image side, or (H, W).
+        input_size: the image side, or (H, W); for a video network (T, H, W), a side meaning (8, side, side).
         name: a label for the result.
 
     Returns:
         The :class:`Profile`.
     """
-    size = (input_size, input_size) if isinstance(input_size, int) else tuple(int(s) for s in input_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"input_size must be a positive int or (H, W), got {input_size!r}")
+    size = _input_shape(model, input_size)
     param = next(model.parameters())
     x = torch.empty(1, int(getattr(model.conv1, "in_channels", 3)), *size, device=param.device, dtype=param.dtype)
     counter = FlopCounterMode(display=False, custom_mapping=_IN_PLACE_FLOPS)
@@ -135,7 +146,7 @@ def profile(
     *,
     glore: Any = None,
     glore_args: Mapping[str, Any] | None = None,
-    input_size: int = 224,
+    input_size: int | Sequence[int] = 224,
     **kwargs: Any,
 ) -> Profile:
     """Build ``name`` on the meta device (no memory, no arithmetic) and profile it (see :func:`profile_model`)."""
@@ -251,8 +262,8 @@ def format_profile(prof: Profile, *, markdown: bool = False) -> str:
     rows.append(["total", f"{prof.total_params / 1e6:.3f}", f"{prof.total_macs / 1e9:.3f}"])
     if prof.glore_params:
         rows.append(["(GloRe units)", f"{prof.glore_params / 1e6:.3f}", f"{prof.glore_macs / 1e9:.3f}"])
-    h, w = prof.input_size
-    return f"{prof.name}, input {h}x{w}\n" + _table(["part", "params (M)", "GFLOPs"], rows, markdown)
+    size = "x".join(str(s) for s in prof.input_size)
+    return f"{prof.name}, input {size}\n" + _table(["part", "params (M)", "GFLOPs"], rows, markdown)
 
 
 def format_paper(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -> str:
@@ -285,6 +296,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="a registered model name (see --all)")
     parser.add_argument("--glore", default=None, help="insertion spec of GloRe units, e.g. 'res3:2,res4:3'")
     parser.add_argument("--input", type=int, default=224, help="input image side in pixels (default 224)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="input size: H W for an image network, T H W for a video one (e.g. 8 224 224); overrides --input",
+    )
     parser.add_argument(
         "--order",
         choices=("auto", "direct", "reassociated"),
@@ -322,7 +341,8 @@ def run(args: argparse.Namespace) -> int:
     if args.order:
         glore_args["order"] = args.order
     kwargs = {"preact": True} if args.preact else {}
-    prof = profile(args.name, glore=args.glore, glore_args=glore_args or None, input_size=args.input, **kwargs)
+    size = args.input_size if args.input_size is not None else args.input
+    prof = profile(args.name, glore=args.glore, glore_args=glore_args or None, input_size=size, **kwargs)
     if args.json:
         print(json.dumps({**prof.__dict__, "total_params": prof.total_params, "total_macs": prof.total_macs}))
     else:
