@@ -137,6 +137,134 @@ class TinyTask(Task):
         return ClassificationMeter(self.num_classes, ks=(1, 2))
 
 
+class PixelNet(nn.Module):
+    """A fully convolutional per-pixel classifier; ``kernel=1`` makes it exactly translation-equivariant."""
+
+    def __init__(self, num_classes: int = 3, width: int = 8, kernel: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, kernel, padding=kernel // 2)
+        self.norm = nn.BatchNorm2d(width)
+        self.drop = nn.Dropout2d(0.1)  # consumes the torch RNG, so resuming must restore it
+        self.head = nn.Conv2d(width, num_classes, 1)
+        self.model_config = {"num_classes": num_classes, "width": width, "kernel": kernel}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(F.relu(self.norm(self.conv(x)))))  # (n, K, H, W)
+
+
+class PixelData(Dataset):
+    """Images whose every pixel's class is its brightest channel; targets are a dict (mask and a weight map),
+    meta carries an id."""
+
+    num_classes = 3
+
+    def __init__(self, n: int, size: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randn(n, 3, size, size, generator=g)
+        self.masks = self.images.argmax(dim=1)  # (n, H, W)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, Any]]:
+        flip = torch.rand(()) < 0.5  # random augmentation: must depend on (seed, epoch, index) only
+        image, mask = self.images[i], self.masks[i]
+        if flip:
+            image, mask = image.flip(-1), mask.flip(-1)
+        return image, {"mask": mask, "weight": torch.ones(mask.shape)}, {"id": f"img{i:03d}", "size": mask.shape}
+
+
+class PixelMeter:
+    """Confusion matrix on the device; ``miou`` and ``pixel_acc``; counts the distinct ids it saw."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.k = num_classes
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.ids: set[str] = set()
+
+    def update(self, preds: torch.Tensor, targets: dict[str, torch.Tensor], meta: dict[str, list[Any]]) -> None:
+        labels = preds.argmax(dim=1) if preds.dim() == 4 else preds  # (n, H, W)
+        index = targets["mask"].reshape(-1) * self.k + labels.reshape(-1)  # (n*H*W,)
+        self.confusion = self.confusion.to(index.device) + torch.bincount(index, minlength=self.k**2).view(self.k, -1)
+        self.ids.update(meta["id"])
+
+    def reduce(self, device: Any = "cpu") -> None:
+        from glore.engine.distributed import all_reduce_sum
+
+        self.confusion = all_reduce_sum(self.confusion.to(device))
+
+    def compute(self) -> dict[str, float]:
+        c = self.confusion.double().cpu()
+        tp = c.diag()
+        iou = tp / (c.sum(0) + c.sum(1) - tp).clamp(min=1)
+        return {"miou": float(iou.mean()), "pixel_acc": float(tp.sum() / c.sum().clamp(min=1)), "count": float(c.sum())}
+
+
+class PixelTask(Task):
+    """A per-pixel task that is not classification: dict targets, meta, and a sliding-window ``eval_step``.
+
+    Args:
+        config: the run's configuration.
+        window: side of the sliding window of ``eval_step`` (None: whole image).
+        stride: its stride.
+        crash_at: raise ``SimulatedCrash`` at this (1-based) training step.
+        kernel: the network's first kernel size.
+    """
+
+    metrics = {"miou": "max", "pixel_acc": "max"}
+
+    def __init__(
+        self, config: Any, *, window: int | None = 8, stride: int = 4, crash_at: int | None = None, kernel: int = 3
+    ) -> None:
+        super().__init__(config)
+        self.window, self.stride, self.crash_at, self.kernel = window, stride, crash_at, kernel
+        self.steps = 0
+
+    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+        return PixelData(32 if train else 10, 12, seed=1 if train else 2)
+
+    def build_model(self, train_dataset: Dataset) -> nn.Module:
+        return PixelNet(kernel=self.kernel)
+
+    def rebuild_model(self, model_config: dict[str, Any]) -> nn.Module:
+        return PixelNet(**model_config)
+
+    def loss(self, outputs: torch.Tensor, targets: dict[str, torch.Tensor], *, train: bool) -> torch.Tensor:
+        per_pixel = F.cross_entropy(outputs.float(), targets["mask"], reduction="none")  # (n, H, W)
+        return (per_pixel * targets["weight"]).sum() / targets["weight"].sum()
+
+    def train_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, Any]:
+        self.steps += 1
+        if self.crash_at is not None and self.steps == self.crash_at:
+            raise SimulatedCrash(f"simulated crash at training step {self.steps}")
+        return super().train_step(model, batch)
+
+    def eval_step(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        return sliding_window(model, batch.inputs, self.window, self.stride)
+
+    def create_meter(self, dataset: Dataset, *, train: bool = False) -> PixelMeter:
+        return PixelMeter(3)
+
+
+def sliding_window(model: nn.Module, x: torch.Tensor, window: int | None, stride: int) -> torch.Tensor:
+    """Logits averaged over the windows that cover each pixel (the last window of a row or column is aligned with
+    the border)."""
+    n, _, h, w = x.shape
+    if window is None or window >= max(h, w):
+        return model(x)
+    starts_y = sorted({*range(0, h - window, stride), h - window})
+    starts_x = sorted({*range(0, w - window, stride), w - window})
+    total, count = None, torch.zeros(1, 1, h, w, device=x.device)
+    for y in starts_y:
+        for x0 in starts_x:
+            logits = model(x[:, :, y : y + window, x0 : x0 + window])  # (n, K, window, window)
+            if total is None:
+                total = torch.zeros(n, logits.shape[1], h, w, device=x.device, dtype=logits.dtype)
+            total[:, :, y : y + window, x0 : x0 + window] += logits
+            count[:, :, y : y + window, x0 : x0 + window] += 1
+    return total / count
+
+
 def tiny_config(out_dir: str, **sections: dict[str, Any]) -> Any:
     """A config for ``TinyTask`` writing to ``out_dir``; ``sections`` update its sections."""
     values: dict[str, Any] = {
@@ -157,7 +285,8 @@ if __name__ == "__main__":
     task_kwargs = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     resume = task_kwargs.pop("resume", False)
     config = load_config(config_path)
-    metrics = train(config, TinyTask(config, **task_kwargs), resume=resume)
+    task_class = PixelTask if task_kwargs.pop("task", "tiny") == "pixel" else TinyTask
+    metrics = train(config, task_class(config, **task_kwargs), resume=resume)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     cleanup_distributed()
     if rank == 0:
