@@ -35,6 +35,11 @@ def test_train_then_eval(recipe, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["val_count"] == 13
     assert metrics["val_top1"] == pytest.approx(read_csv(run / "metrics.csv")[-1]["val_top1"], abs=1e-5)
+    # Another split: keys named after it; strict JSON (a NaN metric is null, never a bare NaN).
+    assert main(["eval", str(recipe), "--checkpoint", str(run / "last.pt"), "--split", "test", "--json"]) == 0
+    text = capsys.readouterr().out.strip().splitlines()[-1]
+    test_metrics = json.loads(text, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    assert test_metrics["test_count"] == 13 and not any(k.startswith("val_") for k in test_metrics)
     # --resume on a finished run has nothing left to do; more epochs continue it.
     assert main(["train", str(recipe), "--output", str(run), "--set", "train.epochs=3", "--resume"]) == 0
     assert load_checkpoint(run / "last.pt")["epoch"] == 3
@@ -85,3 +90,12 @@ def test_demo_quick(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| glore | res4:1 |" in report and "![" in report
     assert load_checkpoint(out / "baseline" / "best.pt")["model_config"]["glore"] is None
+
+
+def test_metrics_json_is_strict():
+    from glore.tools.evaluate import metrics_json
+
+    assert json.loads(metrics_json({"val_top1": float("nan"), "val_count": 3.0}, "test")) == {
+        "test_top1": None,
+        "test_count": 3.0,
+    }

@@ -101,3 +101,18 @@ def test_cli_paper_table(monkeypatch, capsys):
     assert main(["profile", "--paper", "--markdown"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| network | method | GFLOPs paper |") and "GloRe +1 +1" in out
+
+
+def test_demo_counts_the_units_in_place_products():
+    """The demo's MAC count is the profiler's: the GloRe unit's in-place baddbmm_ is counted (FlopCounterMode alone
+    leaves it out)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from glore.models import create_model
+    from glore.tools.demo import count_macs
+
+    model = create_model("resnet_small", num_classes=3, glore="res4:1").eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 32, 32))
+    plain = counter.get_total_flops() // 2
+    assert count_macs(model, (3, 32, 32)) > plain

@@ -55,20 +55,12 @@ def find_demo_config() -> Path:
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one forward pass for one input of ``input_shape`` (C, H, W), counted with
-    ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 FLOPs per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Multiply-adds of one forward pass for one input of ``input_shape`` (C, H, W), counted by the profiler
+    (``glore.tools.profile.profile_model``), which also counts the unit's in-place ``baddbmm_`` that
+    ``FlopCounterMode`` alone leaves out."""
+    from glore.tools.profile import profile_model
 
-    param = next(model.parameters())
-    x = torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() // 2
+    return profile_model(model, tuple(input_shape[1:])).total_macs
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from glore.engine.config import add_override_argument
@@ -20,7 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by glore train (last.pt, best.pt)")
     parser.add_argument("--split", help="split to evaluate (same as --set data.val_split=SPLIT)")
     add_override_argument(parser, "override a config value, e.g. --set data.root=/data/CUB_200_2011")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the metrics as one JSON object, keys named after the split (test_top1 ...), null for NaN",
+    )
+
+
+def metrics_json(metrics: dict[str, float], split: str) -> str:
+    """``metrics`` (keys ``val_*`` from the engine) as strict JSON: keys prefixed with ``split`` (``test_top1``),
+    non-finite values as ``null``."""
+    renamed = {f"{split}_{key.removeprefix('val_')}": value for key, value in metrics.items()}
+    cleaned = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in renamed.items()}
+    return json.dumps(cleaned, allow_nan=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
         main_process = is_main_process()  # asked before the group is gone
         cleanup_distributed()
     if main_process:
+        split = config.data.val_split
         if args.json:
-            print(json.dumps(metrics))
+            print(metrics_json(metrics, split))
         else:
-            split = config.data.val_split
             for key, value in metrics.items():
                 name = key.removeprefix("val_")
                 text = str(int(value)) if name in ("count", "skipped") else f"{value:.4f}"
