@@ -230,9 +230,11 @@ class OutputConfig:
 @dataclass
 class Config:
     """A whole training recipe. ``task`` names the entry of ``glore.engine.task.TASKS`` (filled by
-    ``glore.tasks``) that supplies the model, datasets, steps and metrics."""
+    ``glore.tasks``) that supplies the model, datasets, steps and metrics; ``task_args`` holds that task's own
+    options (inference mode, loss weights ...), which the task checks and documents."""
 
     task: str = "classification"
+    task_args: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

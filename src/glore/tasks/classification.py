@@ -12,6 +12,8 @@ from torch.utils.data import Dataset
 
 from glore.engine.task import Meter, Task, register_task
 
+from ._common import build_zoo_model
+
 __all__ = ["ClassificationTask"]
 
 
@@ -55,19 +57,7 @@ class ClassificationTask(Task):
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
         """``glore.models.create_model`` with ``config.model``; ``num_classes`` defaults to the dataset's."""
-        from glore.models import create_model
-
-        m = self.config.model
-        dataset_classes = getattr(train_dataset, "num_classes", None)
-        num_classes = m.num_classes if m.num_classes is not None else dataset_classes
-        if num_classes is None:
-            raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
-        if dataset_classes is not None and num_classes != dataset_classes:
-            raise ValueError(f"model.num_classes: {num_classes} does not match the dataset's {dataset_classes} classes")
-        kwargs = dict(m.kwargs)
-        if m.pretrained is not None:
-            kwargs["pretrained"] = m.pretrained
-        return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=m.glore_args or None, **kwargs)
+        return build_zoo_model(self.config, train_dataset)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
         """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""

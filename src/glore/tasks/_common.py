@@ -1,0 +1,51 @@
+"""What several tasks share: building a zoo network from ``config.model`` and checking ``config.task_args``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from glore.engine import Config
+
+__all__ = ["build_zoo_model", "resolve_task_args"]
+
+
+def build_zoo_model(config: Config, train_dataset: Dataset, **extra: Any) -> nn.Module:
+    """``glore.models.create_model`` with ``config.model``; ``num_classes`` defaults to the dataset's.
+
+    Args:
+        config: the run's configuration.
+        train_dataset: the training set (its ``num_classes``).
+        **extra: further keyword arguments of the network (after ``model.kwargs``).
+
+    Raises:
+        ValueError: no class count, or one that differs from the dataset's.
+    """
+    from glore.models import create_model
+
+    m = config.model
+    dataset_classes = getattr(train_dataset, "num_classes", None)
+    num_classes = m.num_classes if m.num_classes is not None else dataset_classes
+    if num_classes is None:
+        raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
+    if dataset_classes is not None and num_classes != dataset_classes:
+        raise ValueError(f"model.num_classes: {num_classes} does not match the dataset's {dataset_classes} classes")
+    kwargs = {**m.kwargs, **extra}
+    if m.pretrained is not None:
+        kwargs["pretrained"] = m.pretrained
+    return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=m.glore_args or None, **kwargs)
+
+
+def resolve_task_args(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``given`` (``config.task_args``), refusing keys the task does not have.
+
+    Raises:
+        ValueError: an unknown key, named with the valid ones.
+    """
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"task_args.{unknown[0]}: unknown option; valid: {', '.join(defaults)}")
+    return {**defaults, **given}
