@@ -11,6 +11,9 @@ imagefolder    ``root/<split>/<class>/<image>``                                 
 cifar10        ``cifar-10-batches-py`` pickle batches                           train, test (val = test)
 cifar100       ``cifar-100-python`` pickle batches, fine labels                 train, test (val = test)
 relational     generated, no files (see ``glore.data.synthetic``)               train, val, test
+cityscapes     ``leftImg8bit/`` + ``gtFine/`` as distributed (segmentation)      train, val, test
+segfolder      ``images/<split>/``, ``masks/<split>/``, ``classes.txt``         train, val, test
+relational_seg generated segmentation, no files (``glore.data.synthetic``)     train, val, test
 =============  ===============================================================  ==============================
 """
 
@@ -25,9 +28,12 @@ from torch.utils.data import Dataset
 
 from ._base import Batch, ImageListDataset, ImageReadError, Transform, check_on_error, collate
 from .cifar import CIFAR10, CIFAR100
+from .cityscapes import CityscapesDataset
 from .cub import CUB200
 from .folder import ImageFolder
-from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset
+from .joint_transforms import build_seg_transform
+from .segmentation import SegFolder, SegmentationDataset
+from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "collate",
     "Batch",
     "build_transform",
+    "build_seg_transform",
     "ImageListDataset",
     "ImageReadError",
     "CUB200",
@@ -43,6 +50,10 @@ __all__ = [
     "CIFAR10",
     "CIFAR100",
     "RelationalDataset",
+    "CityscapesDataset",
+    "SegFolder",
+    "SegmentationDataset",
+    "RelationalSegDataset",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RELATIONAL_MEAN",
@@ -55,10 +66,13 @@ _DATASETS: dict[str, Callable[..., Dataset]] = {
     "cifar10": CIFAR10,
     "cifar100": CIFAR100,
     "relational": RelationalDataset,
+    "cityscapes": CityscapesDataset,
+    "segfolder": SegFolder,
+    "relational_seg": RelationalSegDataset,
 }
 
 # Datasets that need no files on disk.
-_BUILT_IN = {"relational"}
+_BUILT_IN = {"relational", "relational_seg"}
 
 
 def list_datasets() -> list[str]:
@@ -88,7 +102,8 @@ def create_dataset(
     workers.
 
     Args:
-        name: one of ``list_datasets()``: "cub200", "imagefolder", "cifar10", "cifar100", "relational".
+        name: one of ``list_datasets()``: "cub200", "imagefolder", "cifar10", "cifar100", "relational",
+            "cityscapes", "segfolder", "relational_seg".
         root: the dataset's folder; not used by "relational".
         split: "train", "val" or "test"; for cub200 and CIFAR, which only have a test split, "val" means "test".
         transform: callable applied to each RGB PIL image (``glore.data.build_transform``); None converts to a
@@ -99,7 +114,14 @@ def create_dataset(
             ``Batch.skipped``).
         **kwargs: dataset-specific options: cub200 ``crop_to_bbox``; imagefolder ``extensions``; relational
             ``num_samples``, ``image_size``, ``seed``, ``num_shapes``, ``num_distractors``, ``object_size``,
-            ``min_distance``, ``noise``.
+            ``min_distance``, ``noise``; cityscapes ``instances``; segfolder ``ignore_index``, ``classes_file``;
+            relational_seg ``num_samples``, ``image_size``, ``seed``, ``rule``, ``num_classes``, ``num_blobs``,
+            ``blob_size``, ``marker_size``, ``min_distance``, ``noise``.
+
+    The segmentation datasets (cityscapes, segfolder, relational_seg) return ``(image, mask, meta)`` instead: a
+    normalised float tensor (3, H, W), an int64 mask (H, W) of class indices and ``ignore_index`` (255), and a meta
+    dict (``id``, ``size``, and ``file`` for files); their ``transform`` is a joint transform
+    (``glore.data.build_seg_transform``) called as ``transform(image, masks)``.
 
     Returns:
         The dataset.

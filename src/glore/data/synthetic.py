@@ -291,3 +291,209 @@ class RelationalDataset(Dataset):
 def _touch(a: tuple[int, int, int, int], b: tuple[int, int, int, int], margin: int = 2) -> bool:
     """Whether boxes ``a`` and ``b`` overlap or come closer than ``margin`` pixels."""
     return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# relational_seg: a segmentation dataset whose labels depend on a distant marker
+# ---------------------------------------------------------------------------------------------------------------------
+
+_MARKER_COLOURS = {
+    "red": ((0.8, 0.0, 0.0), (1.0, 0.2, 0.2)),
+    "green": ((0.0, 0.7, 0.0), (0.2, 0.95, 0.2)),
+    "blue": ((0.0, 0.15, 0.8), (0.2, 0.35, 1.0)),
+    "yellow": ((0.8, 0.8, 0.0), (1.0, 1.0, 0.2)),
+    "magenta": ((0.8, 0.0, 0.8), (1.0, 0.2, 1.0)),
+    "cyan": ((0.0, 0.8, 0.8), (0.2, 1.0, 1.0)),
+}
+_SEG_RULES = ("marker", "match")
+_SEG_DEFAULT_NUM_SAMPLES = {"train": 4000, "val": 1000, "test": 1000}
+SEG_IGNORE_INDEX = 255
+
+
+class RelationalSegDataset(Dataset):
+    """``relational_seg``: grey objects whose class is decided by a coloured marker far away from them.
+
+    Every image shows ``num_blobs`` grey objects (random shapes, sizes and grey levels) and one small saturated
+    marker, on a dark noisy background; the marker's centre is at least ``min_distance * image_size`` from every
+    object's centre. The mask labels the background 0, the marker's pixels ``255`` (ignored: it is the cue, not a
+    target) and every object pixel by ``rule``:
+
+    - ``"marker"`` (default): all objects get class ``1 + c``, where c is the marker's colour (red, green, blue, ...,
+      ``num_classes - 1`` colours, equally likely). Classes: ``background``, ``red``, ``green``, ...
+    - ``"match"``: the marker is red; an object gets class 1 (``same``) if its shape is the marker's shape, else 2
+      (``different``); each object is "same" with probability 1/2.
+
+    Why local features cannot solve it: an object's look (shape, size, grey level) is drawn independently of its
+    class, so a pixel's neighbourhood that does not reach the marker predicts an object's class no better than chance
+    (1 / (num_classes - 1) for "marker", 1/2 for "match"); the background and the object/background boundary are
+    local. The network has to carry the marker's colour (or shape) to every object, across at least
+    ``min_distance`` of the image: what a GloRe unit does by pooling the map into graph nodes and projecting back.
+
+    Images are generated in ``__getitem__`` from (seed, split, index) with numpy, so workers agree and splits never
+    overlap; 64 x 64 images take well under a millisecond each.
+
+    Args:
+        split: "train", "val" or "test".
+        transform: joint transform ``(image, masks, generator=None) -> (tensor, masks)`` applied to the RGB PIL
+            image and the mask (``glore.data.joint_transforms``; a flip keeps the labels, a crop may cut the marker
+            off); None gives the image normalised with ``RELATIONAL_MEAN`` and ``RELATIONAL_STD``.
+        on_error: accepted for a uniform interface; generation cannot fail.
+        num_samples: images in this split (default 4000 train, 1000 val and test).
+        image_size: side of the square images (>= 32).
+        seed: base seed.
+        rule: "marker" or "match".
+        num_classes: classes including the background: 3 to 7 for "marker" (2 to 6 marker colours); 3 for "match".
+        num_blobs: (min, max) objects per image (1 to 6).
+        blob_size: (min, max) side of an object as a fraction of ``image_size``.
+        marker_size: side of the marker as a fraction of ``image_size``.
+        min_distance: least distance from the marker's centre to any object's centre, as a fraction of the size.
+        noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+
+    Samples are ``(image (3, H, W) float, mask (H, W) int64, {"id": "<split>/<index>", "size": (H, W)})``.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        transform: Transform | None = None,
+        on_error: str = "raise",
+        num_samples: int | None = None,
+        image_size: int = 64,
+        seed: int = 0,
+        rule: str = "marker",
+        num_classes: int = 4,
+        num_blobs: tuple[int, int] = (2, 3),
+        blob_size: tuple[float, float] = (0.2, 0.3),
+        marker_size: float = 0.15,
+        min_distance: float = 0.35,
+        noise: float = 0.05,
+    ) -> None:
+        self.split = check_split(split, _SPLITS, "relational_seg")
+        self.transform = transform
+        self.on_error = check_on_error(on_error)
+        if num_samples is None:
+            num_samples = _SEG_DEFAULT_NUM_SAMPLES[self.split]
+        self.num_samples = _check_int("num_samples", num_samples, 1)
+        self.image_size = _check_int("image_size", image_size, 32)
+        self.seed = _check_int("seed", seed, 0)
+        if rule not in _SEG_RULES:
+            raise ValueError(f"rule must be one of {_SEG_RULES}, got {rule!r}")
+        self.rule = rule
+        if rule == "match":
+            self.num_classes = _check_int("num_classes", num_classes if num_classes != 4 else 3, 3, 3)
+            self.classes = ["background", "same", "different"]
+        else:
+            self.num_classes = _check_int("num_classes", num_classes, 3, len(_MARKER_COLOURS) + 1)
+            self.classes = ["background", *list(_MARKER_COLOURS)[: self.num_classes - 1]]
+        if isinstance(num_blobs, (str, bytes)) or not hasattr(num_blobs, "__len__") or len(num_blobs) != 2:
+            raise ValueError(f"num_blobs must be a pair (min, max), got {num_blobs!r}")
+        lo_b, hi_b = (_check_int("num_blobs", v, 1, 6) for v in num_blobs)
+        if lo_b > hi_b:
+            raise ValueError(f"num_blobs must satisfy min <= max, got {num_blobs!r}")
+        self.num_blobs = (lo_b, hi_b)
+        if isinstance(blob_size, (str, bytes)) or not hasattr(blob_size, "__len__") or len(blob_size) != 2:
+            raise ValueError(f"blob_size must be a pair (min, max) of fractions, got {blob_size!r}")
+        lo_s, hi_s = (_check_float("blob_size", v, 0.08, 0.4) for v in blob_size)
+        if lo_s > hi_s:
+            raise ValueError(f"blob_size must satisfy min <= max, got {blob_size!r}")
+        self.blob_size = (lo_s, hi_s)
+        self.marker_size = _check_float("marker_size", marker_size, 0.08, 0.3)
+        self.min_distance = _check_float("min_distance", min_distance, 0.0, 0.7)
+        self.noise = _check_float("noise", noise, 0.0, 0.5)
+        self.ignore_index = SEG_IGNORE_INDEX
+        self._blob_px = (max(5, round(lo_s * self.image_size)), max(5, round(hi_s * self.image_size)))
+        self._marker_px = max(5, round(self.marker_size * self.image_size))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _rng(self, index: int) -> np.random.Generator:
+        # 10 + split code: a stream apart from RelationalDataset's for the same seed.
+        return np.random.default_rng([self.seed, 10 + _SPLIT_CODE[self.split], index])
+
+    def generate(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image (H, W, 3) uint8 and the mask (H, W) uint8 at ``index`` (deterministic).
+
+        Raises:
+            IndexError: ``index`` is out of range.
+        """
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        rng = self._rng(int(index) % self.num_samples)
+        size = self.image_size
+        image = np.full((size, size, 3), rng.uniform(0.0, 0.3), dtype=np.float32)
+        if self.noise > 0:
+            image += rng.normal(0.0, self.noise, size=(size, size, 3)).astype(np.float32)
+        mask = np.zeros((size, size), dtype=np.uint8)
+
+        # The marker first, anywhere; the objects around it, far enough and not touching anything.
+        m = self._marker_px
+        mx, my = (int(v) for v in rng.integers(0, size - m + 1, size=2))
+        marker_box = (mx, my, mx + m, my + m)
+        marker_centre = np.array([mx + m / 2, my + m / 2])
+        colours = list(_MARKER_COLOURS)
+        if self.rule == "marker":
+            colour = colours[int(rng.integers(self.num_classes - 1))]
+            marker_shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        else:
+            colour = "red"
+            marker_shape = SHAPES[int(rng.integers(3))]
+        boxes = [marker_box]
+        blobs: list[tuple[tuple[int, int, int, int], str, int]] = []
+        count = int(rng.integers(self.num_blobs[0], self.num_blobs[1] + 1))
+        for _ in range(count):
+            for _ in range(50):
+                side = int(rng.integers(self._blob_px[0], self._blob_px[1] + 1))
+                left, top = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+                box = (left, top, left + side, top + side)
+                far = np.hypot(*(np.array([left + side / 2, top + side / 2]) - marker_centre))
+                if far >= self.min_distance * size and all(not _touch(box, other) for other in boxes):
+                    break
+            else:  # a crowded image gets fewer objects (at least the first always fits at the defaults)
+                continue
+            if self.rule == "marker":
+                shape, label = SHAPES[int(rng.integers(len(SHAPES)))], 1 + colours.index(colour)
+            elif rng.integers(2):
+                shape, label = marker_shape, 1
+            else:
+                others = [s for s in SHAPES[:3] if s != marker_shape]
+                shape, label = others[int(rng.integers(len(others)))], 2
+            boxes.append(box)
+            blobs.append((box, shape, label))
+
+        for box, shape, label in blobs:
+            left, top, right, bottom = box
+            region = _shape_mask(shape, right - left)
+            image[top:bottom, left:right][region] = rng.uniform(0.55, 0.95)
+            mask[top:bottom, left:right][region] = label
+        palette = _MARKER_COLOURS[colour]
+        region = _shape_mask(marker_shape, m)
+        image[my : my + m, mx : mx + m][region] = rng.uniform(palette[0], palette[1]).astype(np.float32)
+        mask[my : my + m, mx : mx + m][region] = SEG_IGNORE_INDEX
+        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return image, mask
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, object]]:
+        image, mask = self.generate(index)
+        meta = {"id": f"{self.split}/{int(index) % self.num_samples}", "size": (self.image_size, self.image_size)}
+        if self.transform is None:
+            # (H, W, 3) uint8 -> (3, H, W) float, normalised
+            tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+            mean = torch.tensor(RELATIONAL_MEAN).view(3, 1, 1)
+            std = torch.tensor(RELATIONAL_STD).view(3, 1, 1)
+            return (tensor - mean) / std, torch.from_numpy(mask).long(), meta
+        from PIL import Image
+
+        tensor, masks = self.transform(Image.fromarray(image), [mask])
+        return tensor, masks[0].long(), meta
+
+    def __repr__(self) -> str:
+        return (
+            f"RelationalSegDataset(split={self.split!r}, num_samples={self.num_samples}, "
+            f"image_size={self.image_size}, seed={self.seed}, rule={self.rule!r}, num_classes={self.num_classes}, "
+            f"num_blobs={self.num_blobs}, blob_size={self.blob_size}, marker_size={self.marker_size}, "
+            f"min_distance={self.min_distance}, noise={self.noise})"
+        )
