@@ -1,0 +1,149 @@
+"""Video classification metrics: clip accuracy (every view on its own) and video accuracy (the softmax averaged over
+all views of a video, the convention of the GloRe and Non-local papers' "video top-1").
+
+``VideoMeter`` keeps, on the device, the clip top-k hits and, per video, the sum of its views' softmax and the number
+of views seen. ``reduce()`` sums them over the processes, so views of one video may be evaluated by different
+processes; ``compute()`` checks that no view was counted twice and reports videos with missing views.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["VideoMeter"]
+
+
+class VideoMeter:
+    """Clip and video top-k accuracy over the views of each video.
+
+    Args:
+        num_classes: number of classes.
+        num_videos: number of videos (indices ``meta["video"]`` are in ``[0, num_videos)``).
+        num_views: views of every video (temporal clips x spatial crops); a video with more is an error.
+        ks: the k of the top-k accuracies.
+        predictions_path: a CSV file that ``compute()`` writes on rank 0: one row per video with its top-k classes
+            and their averaged probabilities.
+        class_names: names of the classes, for that file.
+        video_names: names (paths) of the videos, for that file.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_videos: int,
+        num_views: int,
+        ks: Sequence[int] = (1, 5),
+        *,
+        predictions_path: str | os.PathLike[str] | None = None,
+        class_names: Sequence[str] | None = None,
+        video_names: Sequence[str] | None = None,
+    ) -> None:
+        for name, value in (("num_classes", num_classes), ("num_videos", num_videos), ("num_views", num_views)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
+            raise ValueError(f"ks: expected positive ints, got {ks!r}")
+        self.num_classes, self.num_videos, self.num_views, self.ks = num_classes, num_videos, num_views, tuple(ks)
+        self.predictions_path = Path(predictions_path) if predictions_path is not None else None
+        self.class_names = list(class_names) if class_names is not None else None
+        self.video_names = list(video_names) if video_names is not None else None
+        self.clip_hits = torch.zeros(len(self.ks), dtype=torch.int64)
+        self.clips = torch.zeros((), dtype=torch.int64)
+        self.prob_sum = torch.zeros(num_videos, num_classes, dtype=torch.float64)
+        self.views = torch.zeros(num_videos, dtype=torch.int64)
+        self.labels = torch.full((num_videos,), -1, dtype=torch.int64)
+
+    def _to(self, device: torch.device) -> None:
+        if self.prob_sum.device != device:
+            for name in ("clip_hits", "clips", "prob_sum", "views", "labels"):
+                setattr(self, name, getattr(self, name).to(device))
+
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, meta: Mapping[str, Sequence[Any]]) -> None:
+        """Add a batch of views.
+
+        Args:
+            logits: (n, num_classes) scores of n views.
+            targets: (n,) class indices.
+            meta: the batch's metadata; ``meta["video"]`` the video index of each view.
+        """
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits: expected shape (n, {self.num_classes}), got {tuple(logits.shape)}")
+        if "video" not in meta:
+            raise ValueError("meta: expected a 'video' entry (the video index of each view)")
+        self._to(logits.device)
+        videos = torch.as_tensor(list(meta["video"]), dtype=torch.int64, device=logits.device)  # (n,)
+        targets = targets.long().to(logits.device)
+        maxk = min(max(self.ks), self.num_classes)
+        hit = logits.topk(maxk, dim=1).indices.eq(targets.view(-1, 1))  # (n, maxk)
+        self.clip_hits += torch.stack([hit[:, : min(k, maxk)].any(dim=1).sum() for k in self.ks])
+        self.clips += targets.numel()
+        probs = logits.double().softmax(dim=1)  # (n, C)
+        self.prob_sum.index_add_(0, videos, probs)
+        self.views.index_add_(0, videos, torch.ones_like(videos))
+        self.labels.scatter_(0, videos, targets)
+
+    def reduce(self, device: torch.device | str = "cpu") -> None:
+        """Sum over all processes (a no-op without a process group). Call it on every process."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        self._to(torch.device(device))
+        for tensor in (self.clip_hits, self.clips, self.prob_sum, self.views):
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        # Every process saw some of the videos' labels: the largest is the label (unseen ones stay -1).
+        dist.all_reduce(self.labels, op=dist.ReduceOp.MAX)
+
+    def compute(self) -> dict[str, float]:
+        """``clip_top{k}``, ``video_top{k}``, ``count`` (views), ``videos`` (videos with at least one view).
+
+        Raises:
+            ValueError: a video got more views than ``num_views`` (views were evaluated twice).
+        """
+        views, labels, prob_sum = self.views.cpu(), self.labels.cpu(), self.prob_sum.cpu()
+        over = (views > self.num_views).nonzero().flatten().tolist()
+        if over:
+            raise ValueError(
+                f"views: video {over[0]} was evaluated {int(views[over[0]])} times, more than its {self.num_views} "
+                "views (a sampler evaluated some views twice)"
+            )
+        seen = views > 0
+        clips = int(self.clips)
+        out: dict[str, float] = {}
+        for k, hits in zip(self.ks, self.clip_hits.cpu().tolist(), strict=True):
+            out[f"clip_top{k}"] = hits / clips if clips else float("nan")
+        mean = prob_sum[seen] / views[seen].unsqueeze(1)  # (V, C): the averaged softmax of each seen video
+        maxk = min(max(self.ks), self.num_classes)
+        top = mean.topk(maxk, dim=1).indices if len(mean) else torch.zeros(0, maxk, dtype=torch.int64)
+        hit = top.eq(labels[seen].view(-1, 1))  # (V, maxk)
+        for k in self.ks:
+            accuracy = hit[:, : min(k, maxk)].any(dim=1).double().mean() if len(mean) else torch.tensor(float("nan"))
+            out[f"video_top{k}"] = float(accuracy)
+        out["count"] = float(clips)
+        out["videos"] = float(seen.sum())
+        out["incomplete_videos"] = float(((views > 0) & (views < self.num_views)).sum())
+        if self.predictions_path is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+            self._write_predictions(seen, mean, top, labels)
+        return out
+
+    def _write_predictions(
+        self, seen: torch.Tensor, mean: torch.Tensor, top: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        from glore._io import atomic_path
+
+        names = self.class_names or [str(i) for i in range(self.num_classes)]
+        indices = seen.nonzero().flatten().tolist()
+        with atomic_path(self.predictions_path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video", "name", "label", *[f"top{i + 1}" for i in range(top.shape[1])], "probabilities"])
+            for row, video in enumerate(indices):
+                name = self.video_names[video] if self.video_names is not None else ""
+                probs = " ".join(f"{float(mean[row, c]):.4f}" for c in top[row].tolist())
+                label = names[int(labels[video])] if labels[video] >= 0 else ""
+                writer.writerow([video, name, label, *[names[c] for c in top[row].tolist()], probs])

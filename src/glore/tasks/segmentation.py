@@ -1,0 +1,325 @@
+"""Semantic segmentation: per-pixel cross-entropy (ignore label 255) with an auxiliary head and optional OHEM,
+whole-image or sliding-window inference with multi-scale and flip testing, confusion-matrix metrics (mIoU, and the
+Cityscapes iIoU when instance maps are given), and predictions written as PNGs.
+
+``config.task_args`` (all optional):
+
+=====================  ===================  ==================================================================
+key                    default              meaning
+=====================  ===================  ==================================================================
+aux_weight             0.4                  weight of the auxiliary head's loss (``{"out", "aux"}`` outputs)
+ohem                   null                 ``{thresh: 0.7, min_kept: 100000}``: online hard example mining
+crop_size              [512, 1024]          training crop (height, width)
+scale                  [0.5, 2.0]           training random scale range
+hflip                  0.5                  training flip probability
+color_jitter           0.0                  training photometric jitter strength
+eval_resize            null                 evaluation: resize the image (factor or [h, w]); masks keep theirs
+mode                   whole                inference: ``whole`` or ``slide``
+crop                   [512, 1024]          ``slide``: window (height, width)
+stride                 [341, 683]           ``slide``: stride (height, width)
+scales                 [1.0]                inference scales (multi-scale testing averages their softmax)
+flip                   false                also average the horizontally flipped image
+save_predictions       null                 a folder: one label PNG per image (Cityscapes: labelIds)
+save_color             false                also write colour PNGs next to them
+=====================  ===================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from glore.engine.task import Meter, Task, register_task
+
+from ._common import build_zoo_model, resolve_task_args
+
+__all__ = [
+    "IGNORE_INDEX",
+    "SegmentationTask",
+    "main_logits",
+    "ohem_cross_entropy",
+    "predict_probabilities",
+    "sliding_window_logits",
+]
+
+IGNORE_INDEX = 255
+
+DEFAULTS: dict[str, Any] = {
+    "aux_weight": 0.4,
+    "ohem": None,
+    "crop_size": [512, 1024],
+    "scale": [0.5, 2.0],
+    "hflip": 0.5,
+    "color_jitter": 0.0,
+    "eval_resize": None,
+    "mode": "whole",
+    "crop": [512, 1024],
+    "stride": [341, 683],
+    "scales": [1.0],
+    "flip": False,
+    "save_predictions": None,
+    "save_color": False,
+}
+
+
+def main_logits(outputs: Any) -> torch.Tensor:
+    """The main head's logits (n, K, H, W) of a segmentation network's output (a tensor or ``{"out": ...}``)."""
+    if isinstance(outputs, dict):
+        if "out" not in outputs:
+            raise ValueError(f"outputs: expected a tensor or a dict with 'out', got keys {sorted(outputs)}")
+        return outputs["out"]
+    return outputs
+
+
+def _pair(name: str, value: Any) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+        raise ValueError(f"task_args.{name}: expected a positive int or [height, width], got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def sliding_window_logits(
+    model: nn.Module, images: torch.Tensor, crop: tuple[int, int], stride: tuple[int, int]
+) -> torch.Tensor:
+    """Logits of ``images`` (n, 3, H, W) from windows of ``crop`` moved by ``stride``, averaged where windows
+    overlap. The last window of a row or column is aligned with the border; an image smaller than the window is
+    padded with zeros (the normalised mean) and the padding cropped from the logits.
+
+    Returns:
+        Logits (n, K, H, W).
+    """
+    n, _, h, w = images.shape
+    ch, cw = crop
+    sh, sw = stride
+    pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))  # (n, 3, H', W')
+    ph, pw = images.shape[-2:]
+    rows = sorted({*range(0, ph - ch, sh), ph - ch})
+    cols = sorted({*range(0, pw - cw, sw), pw - cw})
+    total: torch.Tensor | None = None
+    count = images.new_zeros(1, 1, ph, pw)
+    for y in rows:
+        for x in cols:
+            logits = main_logits(model(images[:, :, y : y + ch, x : x + cw]))  # (n, K, ch, cw)
+            if logits.shape[-2:] != (ch, cw):
+                logits = F.interpolate(logits, size=(ch, cw), mode="bilinear", align_corners=False)
+            if total is None:
+                total = logits.new_zeros(n, logits.shape[1], ph, pw)
+            total[:, :, y : y + ch, x : x + cw] += logits
+            count[:, :, y : y + ch, x : x + cw] += 1
+    assert total is not None
+    return (total / count)[:, :, :h, :w]  # (n, K, H, W)
+
+
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: tuple[int, int] | None = None,
+    mode: str = "whole",
+    crop: tuple[int, int] = (512, 1024),
+    stride: tuple[int, int] = (341, 683),
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+) -> torch.Tensor:
+    """Class probabilities (n, K, h, w) of ``images`` (n, 3, H, W), averaged over ``scales`` and, with ``flip``,
+    the mirrored images; ``size`` (h, w) is the resolution of the result (default the input's).
+
+    Args:
+        model: a network returning logits or ``{"out": logits}``.
+        images: normalised images.
+        size: output resolution (the label mask's, when the image was resized for evaluation).
+        mode: ``"whole"`` (one forward pass of each image) or ``"slide"`` (``sliding_window_logits``).
+        crop: ``slide``: the window.
+        stride: ``slide``: its stride.
+        scales: factors the image is resized by before inference.
+        flip: also run the horizontally flipped image and flip its prediction back.
+    """
+    if mode not in ("whole", "slide"):
+        raise ValueError(f"task_args.mode: expected 'whole' or 'slide', got {mode!r}")
+    if not scales or any(not (isinstance(s, int | float) and s > 0) for s in scales):
+        raise ValueError(f"task_args.scales: expected positive factors, got {list(scales)!r}")
+    h, w = images.shape[-2:]
+    out_size = size or (h, w)
+    total: torch.Tensor | None = None
+    views = 0
+    for scale in scales:
+        scaled = images
+        if scale != 1.0:
+            target = (max(int(round(h * scale)), 1), max(int(round(w * scale)), 1))
+            scaled = F.interpolate(images, size=target, mode="bilinear", align_corners=False)  # (n, 3, h', w')
+        for flipped in (False, True) if flip else (False,):
+            x = scaled.flip(-1) if flipped else scaled
+            if mode == "slide":
+                logits = sliding_window_logits(model, x, crop, stride)
+            else:
+                logits = main_logits(model(x))
+            if flipped:
+                logits = logits.flip(-1)
+            if logits.shape[-2:] != tuple(out_size):
+                logits = F.interpolate(logits.float(), size=out_size, mode="bilinear", align_corners=False)
+            probs = logits.float().softmax(dim=1)  # (n, K, h, w)
+            total = probs if total is None else total + probs
+            views += 1
+    assert total is not None
+    return total / views
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, *, thresh: float = 0.7, min_kept: int = 100_000
+) -> torch.Tensor:
+    """Cross-entropy over the hard pixels only: those whose probability of the true class is at most ``thresh``,
+    and at least the ``min_kept`` hardest (PaddleSeg's and mmsegmentation's OHEM for Cityscapes). Pixels labelled
+    ``IGNORE_INDEX`` never count.
+
+    Args:
+        logits: (n, K, H, W).
+        target: (n, H, W) class indices or ``IGNORE_INDEX``.
+        thresh: probability below which a pixel is hard.
+        min_kept: least number of pixels kept (all valid pixels when there are fewer).
+    """
+    if not 0.0 < thresh <= 1.0:
+        raise ValueError(f"task_args.ohem.thresh: expected a probability in (0, 1], got {thresh!r}")
+    per_pixel = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="none").flatten()
+    valid = target.flatten() != IGNORE_INDEX  # (n*H*W,)
+    if not bool(valid.any()):
+        return per_pixel.sum() * 0.0
+    losses = per_pixel[valid]
+    true_prob = torch.exp(-losses.detach())  # the softmax probability of the true class
+    threshold = torch.tensor(thresh, device=losses.device)
+    if min_kept > 0:
+        k = min(int(min_kept), losses.numel())
+        kth = true_prob.kthvalue(k).values  # the k-th smallest probability
+        threshold = torch.maximum(threshold, kth)
+    kept = true_prob <= threshold
+    return losses[kept].mean()
+
+
+@register_task("segmentation")
+class SegmentationTask(Task):
+    """Semantic segmentation (``config.task: segmentation``); options in ``config.task_args`` (module docstring).
+
+    Datasets return ``(image, target, meta)`` with ``target`` a label mask (H, W) of class indices and
+    ``IGNORE_INDEX``, or ``{"mask": ..., "instances": ...}`` (Cityscapes instance ids, for iIoU); ``meta`` has the
+    sample's ``id`` and ``file``. Networks return logits or ``{"out": logits, "aux": logits}`` at the input size.
+    """
+
+    metrics = {"miou": "max", "pixel_acc": "max", "iiou": "max", "category_iou": "max", "category_iiou": "max"}
+    train_metrics = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.args = resolve_task_args(config.task_args if config is not None else {}, DEFAULTS)
+        a = self.args
+        self.crop = _pair("crop", a["crop"])
+        self.stride = _pair("stride", a["stride"])
+        if a["mode"] not in ("whole", "slide"):
+            raise ValueError(f"task_args.mode: expected 'whole' or 'slide', got {a['mode']!r}")
+        if not (isinstance(a["aux_weight"], int | float) and a["aux_weight"] >= 0):
+            raise ValueError(f"task_args.aux_weight: expected a number >= 0, got {a['aux_weight']!r}")
+        if a["ohem"] is not None:
+            a["ohem"] = resolve_task_args(a["ohem"], {"thresh": 0.7, "min_kept": 100_000})
+
+    # -- data and network ---------------------------------------------------------------------------------------
+
+    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+        """A segmentation dataset from ``config.data`` with the joint transform of ``task_args``."""
+        from glore.data import create_dataset
+        from glore.data.joint_transforms import build_seg_transform
+
+        d, a = self.config.data, self.args
+        kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
+        transform = None
+        if d.transform == "standard":
+            if train:
+                transform = build_seg_transform(
+                    True,
+                    crop_size=_pair("crop_size", a["crop_size"]),
+                    scale=tuple(a["scale"]),
+                    hflip=a["hflip"],
+                    color_jitter=a["color_jitter"],
+                    mean=d.mean,
+                    std=d.std,
+                    ignore_index=IGNORE_INDEX,
+                )
+            else:
+                transform = build_seg_transform(False, resize=a["eval_resize"], mean=d.mean, std=d.std)
+        return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
+
+    def build_model(self, train_dataset: Dataset) -> nn.Module:
+        """``glore.models.create_model`` with ``config.model`` (an ``fcn_*`` network)."""
+        return build_zoo_model(self.config, train_dataset)
+
+    # -- steps --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _mask(targets: Any) -> torch.Tensor:
+        return targets["mask"] if isinstance(targets, dict) else targets
+
+    def _pixel_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if logits.shape[-2:] != mask.shape[-2:]:
+            logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+        ohem = self.args["ohem"]
+        if ohem is not None:
+            return ohem_cross_entropy(logits, mask, thresh=ohem["thresh"], min_kept=ohem["min_kept"])
+        return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
+
+    def loss(self, outputs: Any, targets: Any, *, train: bool) -> torch.Tensor:
+        """Cross-entropy of the main head (ignoring ``IGNORE_INDEX``), plus ``aux_weight`` times the auxiliary
+        head's during training."""
+        mask = self._mask(targets)
+        loss = self._pixel_loss(main_logits(outputs), mask)
+        if train and isinstance(outputs, dict) and "aux" in outputs and self.args["aux_weight"]:
+            loss = loss + self.args["aux_weight"] * self._pixel_loss(outputs["aux"], mask)
+        return loss
+
+    def eval_step(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Class probabilities (n, K, h, w) at the label mask's resolution, by whole-image or sliding-window
+        inference over ``task_args.scales`` (and flips); writes prediction PNGs when ``save_predictions`` is set."""
+        a = self.args
+        mask = self._mask(batch.targets)
+        probs = predict_probabilities(
+            model,
+            batch.inputs,
+            size=tuple(mask.shape[-2:]),
+            mode=a["mode"],
+            crop=self.crop,
+            stride=self.stride,
+            scales=a["scales"],
+            flip=a["flip"],
+        )
+        if a["save_predictions"]:
+            self.save_predictions(probs.argmax(dim=1), batch.meta, Path(a["save_predictions"]))
+        return probs
+
+    def eval_loss(self, preds: torch.Tensor, batch: Any) -> torch.Tensor:
+        """Negative log-likelihood of the averaged probabilities (the cross-entropy when one view is used)."""
+        mask = self._mask(batch.targets)
+        return F.nll_loss(preds.clamp_min(1e-12).log(), mask, ignore_index=IGNORE_INDEX)
+
+    def create_meter(self, dataset: Dataset, *, train: bool = False) -> Meter:
+        """A ``glore.metrics.SegmentationMeter`` for the dataset's classes (Cityscapes: with categories and iIoU)."""
+        from glore.metrics.segmentation import SegmentationMeter
+
+        return SegmentationMeter.for_dataset(dataset)
+
+    # -- predictions --------------------------------------------------------------------------------------------
+
+    def save_predictions(self, labels: torch.Tensor, meta: dict[str, list[Any]], folder: Path) -> None:
+        """Write one PNG per image of the batch: the dataset's label ids (Cityscapes labelIds, named
+        ``<id>_leftImg8bit.png`` as ``csEvalPixelLevelSemanticLabeling`` expects), and colour PNGs with
+        ``save_color``."""
+        from glore.data.segmentation import save_label_png
+
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = meta.get("id") or [f"{i:06d}" for i in range(len(labels))]
+        for name, label in zip(ids, labels.cpu(), strict=True):
+            save_label_png(label, folder, str(name), dataset=self.config.data.name, color=bool(self.args["save_color"]))

@@ -1,0 +1,94 @@
+"""Video action recognition: clips of T frames, cross-entropy, and evaluation over K temporal clips x M spatial crops
+per video with clip and video top-k (``glore.metrics.video.VideoMeter``).
+
+Evaluation datasets enumerate views: each index is one (video, clip, crop) and its ``meta["video"]`` says which
+video. The engine's shard sampler evaluates every view once across processes and the meter sums per video, so a
+video's views may be split between processes without being lost or counted twice.
+
+``config.task_args`` (all optional):
+
+=====================  ===================  ==================================================================
+key                    default              meaning
+=====================  ===================  ==================================================================
+save_predictions       null                 a CSV file: one row per video, its top-5 classes and probabilities
+=====================  ===================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from glore.engine.task import Meter, Task, register_task
+
+from ._common import build_zoo_model, resolve_task_args
+
+__all__ = ["VideoTask"]
+
+DEFAULTS: dict[str, Any] = {"save_predictions": None}
+
+
+@register_task("video")
+class VideoTask(Task):
+    """Video classification (``config.task: video``).
+
+    Datasets return ``(clip (3, T, H, W), label, meta)`` with ``meta["video"]`` the video index and expose
+    ``num_classes``, ``classes`` and, for evaluation, ``num_views`` (views per video). Networks map clips
+    (n, 3, T, H, W) to logits.
+    """
+
+    metrics = {"video_top1": "max", "video_top5": "max", "clip_top1": "max", "clip_top5": "max"}
+    train_metrics = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.args = resolve_task_args(config.task_args if config is not None else {}, DEFAULTS)
+
+    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+        """A video dataset from ``config.data`` (sizes and sampling in ``data.kwargs``/``train_kwargs``/
+        ``val_kwargs``; the dataset applies its own training or test sampling and augmentation)."""
+        from glore.data import create_dataset
+
+        d = self.config.data
+        kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
+        if "train" in _parameters(d.name):
+            kwargs.setdefault("train", train)
+        return create_dataset(d.name, d.root, split, on_error=d.on_error, **kwargs)
+
+    def build_model(self, train_dataset: Dataset) -> nn.Module:
+        """``glore.models.create_model`` with ``config.model`` (a 3D network such as ``resnet50_3d``)."""
+        return build_zoo_model(self.config, train_dataset)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
+        smoothing = self.config.train.label_smoothing if train else 0.0
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=smoothing)
+
+    def create_meter(self, dataset: Dataset, *, train: bool = False) -> Meter:
+        """A ``VideoMeter`` over the dataset's videos and views; it writes per-video predictions when
+        ``task_args.save_predictions`` names a file."""
+        from glore.metrics.video import VideoMeter
+
+        num_classes = int(getattr(dataset, "num_classes", None) or self.config.model.num_classes)
+        num_views = int(getattr(dataset, "num_views", 1))
+        num_videos = int(getattr(dataset, "num_videos", 0) or max(len(dataset) // num_views, 1))
+        return VideoMeter(
+            num_classes,
+            num_videos,
+            num_views,
+            ks=(1, 5) if num_classes > 5 else (1,),
+            predictions_path=None if train else self.args["save_predictions"],
+            class_names=getattr(dataset, "classes", None),
+            video_names=getattr(dataset, "video_names", None),
+        )
+
+
+def _parameters(name: str) -> list[str]:
+    from glore.data import _DATASETS, _extra_arguments
+
+    cls = _DATASETS.get(name.lower()) if isinstance(name, str) else None
+    return _extra_arguments(cls) if cls is not None else []
