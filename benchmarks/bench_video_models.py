@@ -6,10 +6,12 @@ arithmetic ``normalize=False``, glore's product order ``auto``; "glore-direct": 
 embedded-Gaussian NonLocal blocks at the same positions ("nonlocal": attention over all T*H*W positions;
 "nonlocal-sub": keys and values max-pooled 2x2 in space, Wang et al.'s subsampling).
 
-Each configuration runs in a fresh process (so its peak memory is its own): a forward (eval, no_grad) and a training
-step (train mode, forward + cross-entropy + backward + SGD step) on a random clip, each repeated after a warm-up, the
-median time reported. Peak memory is the process's peak resident set size (CPU) over the size once the network is
-built, or ``torch.cuda.max_memory_allocated`` over the weights (CUDA). Ratios are to the plain network of the same
+Times: every network is built in one process and warmed up, then the configurations take turns, one forward (eval,
+no_grad) and one training step (train mode, forward + cross-entropy + backward + SGD step) each per round, so a change
+of machine load during the run hits all of them alike; the median over the rounds is reported. Peak memory: each
+configuration and mode runs once more in a fresh process, and the peak is the process's peak resident set size (CPU)
+over its size once the network is built (weights), or ``torch.cuda.max_memory_allocated`` over the weights (CUDA);
+the training peak includes the gradients and the momentum buffers. Ratios are to the plain network of the same
 run. Multiply-adds come from ``glore.tools.profile`` (the units in the order they run).
 
 Usage::
@@ -64,45 +66,51 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(opts: dict[str, Any], config: str, mode: str, queue: Any) -> None:
-    """Run in a fresh process: time and peak memory of ``mode`` ("forward" or "train") for one configuration."""
-    torch.manual_seed(0)
-    if opts["threads"]:
-        torch.set_num_threads(opts["threads"])
-    device, dtype = opts["device"], getattr(torch, opts["dtype"])
-    model = build(opts["model"], config).to(device)
-    x = torch.randn(opts["batch"], 3, opts["frames"], opts["size"], opts["size"], device=device)
-    target = torch.randint(0, 400, (opts["batch"],), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    autocast = torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32)
+class Runner:
+    """One configuration's network, clip, target and optimizer; ``step(mode)`` runs a forward or a training step."""
 
-    def step() -> None:
+    def __init__(self, opts: dict[str, Any], config: str) -> None:
+        torch.manual_seed(0)
+        self.device, self.dtype = opts["device"], getattr(torch, opts["dtype"])
+        self.model = build(opts["model"], config).to(self.device)
+        shape = (opts["batch"], 3, opts["frames"], opts["size"], opts["size"])
+        self.x = torch.randn(shape, device=self.device)
+        self.target = torch.randint(0, 400, (opts["batch"],), device=self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step(self, mode: str) -> float:
+        """Run one forward ("forward") or training step ("train"); returns its seconds."""
+        autocast = torch.autocast(device_type=self.device, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        self.model.train(mode == "train")
+        _sync(self.device)
+        start = time.perf_counter()
         if mode == "forward":
             with torch.no_grad(), autocast:
-                model(x)
+                self.model(self.x)
         else:
-            optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=True)
             with autocast:
-                loss = nn.functional.cross_entropy(model(x), target)
+                loss = nn.functional.cross_entropy(self.model(self.x), self.target)
             loss.backward()
-            optimizer.step()
-        _sync(device)
+            self.optimizer.step()
+        _sync(self.device)
+        return time.perf_counter() - start
 
-    model.train(mode == "train")
-    if device == "cuda":
+
+def peak_memory(opts: dict[str, Any], config: str, mode: str, queue: Any) -> None:
+    """Run in a fresh process: the peak memory (MB) of one ``mode`` step over the built network's."""
+    if opts["threads"]:
+        torch.set_num_threads(opts["threads"])
+    runner = Runner(opts, config)
+    if runner.device == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
         base = _rss_mb()
-    times = []
-    for i in range(opts["repeats"] + 1):  # the first is a warm-up (and, in training, creates the momentum buffers)
-        start = time.perf_counter()
-        step()
-        if i:
-            times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device == "cuda" else _rss_mb() - base
-    queue.put({"config": config, "mode": mode, "time_s": statistics.median(times), "peak_mb": peak})
+    runner.step(mode)
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if runner.device == "cuda" else _rss_mb() - base
+    queue.put(peak)
 
 
 def main() -> None:
@@ -121,6 +129,8 @@ def main() -> None:
 
     from glore.tools.profile import profile_model
 
+    if opts["threads"]:
+        torch.set_num_threads(opts["threads"])
     ctx = mp.get_context("spawn")
     rows: dict[str, dict[str, Any]] = {}
     for config in opts["configs"]:
@@ -130,12 +140,32 @@ def main() -> None:
         rows[config] = {"gmacs": prof.total_macs / 1e9, "params_m": prof.total_params / 1e6}
         for mode in ("forward", "train"):
             queue = ctx.Queue()
-            proc = ctx.Process(target=measure, args=(opts, config, mode, queue))
+            proc = ctx.Process(target=peak_memory, args=(opts, config, mode, queue))
             proc.start()
-            result = queue.get()
+            rows[config][mode] = {"peak_mb": queue.get()}
             proc.join()
-            rows[config][mode] = result
-            print(f"  {config:13s} {mode:8s} {result['time_s']:.3f} s  peak +{result['peak_mb']:.0f} MB", flush=True)
+        print(
+            f"  {config:13s} peak memory +{rows[config]['forward']['peak_mb']:.0f} MB forward, "
+            f"+{rows[config]['train']['peak_mb']:.0f} MB training step",
+            flush=True,
+        )
+
+    runners = {config: Runner(opts, config) for config in opts["configs"]}
+    for runner in runners.values():  # warm-up: first-call costs and the momentum buffers
+        runner.step("forward"), runner.step("train")
+    times: dict[str, dict[str, list[float]]] = {c: {"forward": [], "train": []} for c in runners}
+    for r in range(opts["repeats"]):
+        for config, runner in runners.items():
+            for mode in ("forward", "train"):
+                times[config][mode].append(runner.step(mode))
+        print(
+            f"  round {r + 1}/{opts['repeats']}: "
+            + ", ".join(f"{c} {t['forward'][-1]:.2f}/{t['train'][-1]:.2f} s" for c, t in times.items()),
+            flush=True,
+        )
+    for config in runners:
+        for mode in ("forward", "train"):
+            rows[config][mode]["time_s"] = statistics.median(times[config][mode])
 
     ref = rows.get("plain")
     where = f"{opts['device']} ({torch.get_num_threads() if not opts['threads'] else opts['threads']} threads)"
