@@ -7,6 +7,7 @@ forward is written from the official math with torch.nn.functional, independentl
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -465,3 +466,51 @@ def test_bad_input_is_named():
         ResNet3D(stem_kernel=(3, 5))
     with pytest.raises(TypeError, match="did you mean 'drop_rate'"):
         create_model("resnet50_3d", dropout=0.5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# glore profile on the video networks.
+
+
+def test_profile_counts_the_video_network_and_its_units(capsys):
+    from glore.cli import main
+    from glore.layers import glore_macs
+    from glore.tools.profile import profile
+
+    size = (4, 64, 64)
+    prof = profile("resnet_small_3d", glore="res3:1,res4:1", glore_args={"order": "direct"}, input_size=size)
+    # An independent count: every Conv3d and Linear from its real output shape, plus each unit's direct-order
+    # products from glore_macs on the unit's real input shape.
+    model = create_model("resnet_small_3d", glore="res3:1,res4:1", glore_args={"order": "direct"}).eval()
+    total = 0
+
+    def conv_hook(module, args, out):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv3d):
+            # (Cout, Cin/g, kt, kh, kw) weights applied at each output position
+            total += out.numel() * module.weight[0].numel()
+        else:
+            total += out.numel() * module.in_features
+
+    def unit_hook(module, args, out):
+        nonlocal total
+        total += glore_macs(args[0].shape, module.num_nodes, module.num_state)["direct"]
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv3d | torch.nn.Linear):
+            m.register_forward_hook(conv_hook)
+        elif isinstance(m, GloRe):
+            m.register_forward_hook(unit_hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, *size))
+    assert prof.total_macs == total and prof.input_size == size
+    assert prof.total_params == sum(p.numel() for p in model.parameters())
+    # The command of the issue, on the small network: the same count, the clip size printed.
+    argv = ["profile", "resnet_small_3d", "--glore", "res3:1,res4:1", "--order", "direct", "--input-size", "4", "64"]
+    assert main([*argv, "64", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_macs"] == total and data["input_size"] == list(size)
+    assert main([*argv, "64"]) == 0
+    assert "resnet_small_3d, input 4x64x64" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"input_size must be a side or \(T, H, W\)"):
+        profile("resnet_small_3d", input_size=(64, 64))
