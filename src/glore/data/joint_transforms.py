@@ -110,14 +110,17 @@ def jitter(
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    if not array.flags.writeable or not array.flags.c_contiguous:  # a view of a PIL image, or a flipped crop
+        array = np.array(array)
     # (H, W, 3) uint8 -> (3, H, W) float in [0, 1]
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
 def _masks_to_tensors(masks: Sequence[np.ndarray]) -> list[torch.Tensor]:
     out = []
     for mask in masks:
-        mask = np.ascontiguousarray(mask)
+        if not mask.flags.writeable or not mask.flags.c_contiguous:
+            mask = np.array(mask)
         if mask.dtype == np.uint16:  # torch has no uint16 arithmetic on every version
             mask = mask.astype(np.int32)
         out.append(torch.from_numpy(mask))
