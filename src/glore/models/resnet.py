@@ -24,12 +24,14 @@ from ..layers import GloRe, SqueezeExcite
 from ._builder import STAGE_MODULES, STAGES, GloreNet, GloreSpec, Stage, check_glore_args, parse_glore_spec
 from ._registry import register_model
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "stage_strides"]
 
 
-def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding 1, no bias."""
-    return nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
+def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding ``dilation`` (same size at stride 1), no bias."""
+    return nn.Conv2d(
+        in_chs, out_chs, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=False
+    )
 
 
 def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
@@ -52,6 +54,10 @@ class BasicBlock(nn.Module):
         groups: must be 1.
         base_width: must be 64.
         se_ratio: squeeze-excite bottleneck ratio, None for no SE.
+        dilation: dilation of the 3x3 convolutions (a dilated stage, whose stride became dilation).
+        first_dilation: dilation of the first (strided) 3x3 convolution; ``dilation`` when None. The first block
+            of a dilated stage keeps the previous stage's dilation there, as torchvision's
+            ``replace_stride_with_dilation`` does.
     """
 
     expansion = 1
@@ -66,14 +72,16 @@ class BasicBlock(nn.Module):
         groups: int = 1,
         base_width: int = 64,
         se_ratio: float | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
-        self.conv1 = conv3x3(in_chs, planes, stride)
+        self.conv1 = conv3x3(in_chs, planes, stride, dilation=dilation if first_dilation is None else first_dilation)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.bn2 = nn.BatchNorm2d(planes)
         self.se = _se(planes, se_ratio)
         self.downsample = downsample
@@ -102,6 +110,9 @@ class Bottleneck(nn.Module):
         groups: groups of the 3x3 convolution (ResNeXt's cardinality).
         base_width: width per group; the 3x3 has ``int(planes * base_width / 64) * groups`` channels.
         se_ratio: squeeze-excite bottleneck ratio, None for no SE.
+        dilation: the stage's dilation (used by the 3x3 when ``first_dilation`` is None).
+        first_dilation: dilation of the 3x3 convolution, the block's only one; the first block of a dilated stage
+            gets the previous stage's dilation, as torchvision's ``replace_stride_with_dilation`` does.
     """
 
     expansion = 4
@@ -116,13 +127,15 @@ class Bottleneck(nn.Module):
         groups: int = 1,
         base_width: int = 64,
         se_ratio: float | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         out_chs = planes * self.expansion
         self.conv1 = conv1x1(in_chs, width)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride, groups)
+        self.conv2 = conv3x3(width, width, stride, groups, dilation if first_dilation is None else first_dilation)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, out_chs)
         self.bn3 = nn.BatchNorm2d(out_chs)
@@ -162,15 +175,17 @@ class PreActBasicBlock(nn.Module):
         groups: int = 1,
         base_width: int = 64,
         se_ratio: float | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
         self.bn1 = nn.BatchNorm2d(in_chs)
         self.relu = nn.ReLU(inplace=True)
-        self.conv1 = conv3x3(in_chs, planes, stride)
+        self.conv1 = conv3x3(in_chs, planes, stride, dilation=dilation if first_dilation is None else first_dilation)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.se = _se(planes, se_ratio)
         self.downsample = downsample
 
@@ -206,6 +221,8 @@ class PreActBottleneck(nn.Module):
         groups: int = 1,
         base_width: int = 64,
         se_ratio: float | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
@@ -214,7 +231,7 @@ class PreActBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv1 = conv1x1(in_chs, width)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride, groups)
+        self.conv2 = conv3x3(width, width, stride, groups, dilation if first_dilation is None else first_dilation)
         self.bn3 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, out_chs)
         self.se = _se(out_chs, se_ratio)
@@ -251,6 +268,43 @@ def _four(name: str, value: Sequence[int]) -> tuple[int, ...]:
     return tuple(value)
 
 
+def stage_strides(stem_reduction: int, output_stride: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Strides and dilations of res2..res5 for a network whose stem reduces by ``stem_reduction``.
+
+    Stages res3..res5 halve the resolution; for a smaller ``output_stride`` the stride-2 of res5 (then res4)
+    becomes stride 1 and multiplies the dilation of that stage and the ones after it by 2, as in DeepLab and
+    mmsegmentation's FCN-D8 (ResNet-50, stem 4: output stride 8 gives dilations 1, 1, 2, 4; 16 gives 1, 1, 1, 2).
+
+    Args:
+        stem_reduction: the stem's downsampling factor (4 for the ImageNet stem with its max-pool).
+        output_stride: the downsampling of the last stage's output; None for the undilated network.
+
+    Returns:
+        ``(strides, dilations)``, 4 ints each.
+
+    Raises:
+        ValueError: ``output_stride`` is not reachable by dilating res4 and/or res5.
+    """
+    strides, dilations = (1, 2, 2, 2), (1, 1, 1, 1)
+    if output_stride is None:
+        return strides, dilations
+    full = stem_reduction * 8
+    allowed = (full // 4, full // 2, full)
+    if isinstance(output_stride, bool) or not isinstance(output_stride, int) or output_stride not in allowed:
+        raise ValueError(
+            f"ResNet: output_stride must be one of {allowed} (a stem reducing by {stem_reduction}, res4 and/or res5 "
+            f"dilated) or None, got {output_stride!r}"
+        )
+    new_strides, new_dilations, reduction, dilation = [], [], stem_reduction, 1
+    for stride in strides:
+        if reduction * stride > output_stride:
+            dilation, stride = dilation * stride, 1
+        reduction *= stride
+        new_strides.append(stride)
+        new_dilations.append(dilation)
+    return tuple(new_strides), tuple(new_dilations)
+
+
 class ResNet(GloreNet, nn.Module):
     """ResNet / SE-ResNet / ResNeXt, post- or pre-activation, with GloRe units after chosen blocks.
 
@@ -264,6 +318,9 @@ class ResNet(GloreNet, nn.Module):
         stem_kernel: kernel size of the stem convolution (7 in ImageNet ResNets, 3 for small images).
         stem_stride: stride of the stem convolution.
         stem_pool: use the stem's 3x3 stride-2 max-pool.
+        output_stride: replace the stride of res5 (and res4) by dilation so the last stage's output is this many
+            times smaller than the input (8 or 16 for ImageNet ResNets, for segmentation); None: 32, undilated.
+            State-dict keys and shapes do not change, so ImageNet weights load.
         groups: groups of each bottleneck's 3x3 convolution (ResNeXt cardinality).
         width_per_group: width of each group (ResNeXt 32x4d: 4).
         preact: build the pre-activation variant (the paper's MXNet networks) instead of torchvision's.
@@ -287,6 +344,7 @@ class ResNet(GloreNet, nn.Module):
         stem_kernel: int = 7,
         stem_stride: int = 2,
         stem_pool: bool = True,
+        output_stride: int | None = None,
         # Block configs.
         groups: int = 1,
         width_per_group: int = 64,
@@ -319,7 +377,8 @@ class ResNet(GloreNet, nn.Module):
 
         # Stages: feature_info first, so that glore_unit() knows each stage's width.
         reduction = stem_stride * (2 if stem_pool else 1)
-        strides = (1, 2, 2, 2)
+        strides, dilations = stage_strides(reduction, output_stride)
+        self.dilations = dilations
         self.feature_info = []
         for stage, width, stride in zip(STAGES, widths, strides, strict=True):
             reduction *= stride
@@ -332,11 +391,13 @@ class ResNet(GloreNet, nn.Module):
                 }
             )
         spec = parse_glore_spec(glore, dict(zip(STAGES, depths, strict=True)), warn=True)
-        in_chs = stem_width
-        for info, depth, width, stride in zip(self.feature_info, depths, widths, strides, strict=True):
+        in_chs, previous_dilation = stem_width, 1
+        for info, depth, width, stride, dilation in zip(
+            self.feature_info, depths, widths, strides, dilations, strict=True
+        ):
             out_chs = width * block_cls.expansion
             downsample = None
-            if stride != 1 or in_chs != out_chs:
+            if stride != 1 or in_chs != out_chs or dilation != previous_dilation:  # a stride turned dilation too
                 # Pre-activation shortcuts take the already normalised input, so they need no norm of their own.
                 layers = [conv1x1(in_chs, out_chs, stride)] + ([] if preact else [nn.BatchNorm2d(out_chs)])
                 downsample = nn.Sequential(*layers)
@@ -351,12 +412,15 @@ class ResNet(GloreNet, nn.Module):
                         groups=groups,
                         base_width=width_per_group,
                         se_ratio=se_ratio,
+                        dilation=dilation,
+                        first_dilation=previous_dilation if i == 0 else dilation,
                     )
                 )
             units = {p: self.glore_unit(info["stage"], **unit_args) for p in spec.get(info["stage"], ())}
             self.add_module(info["module"], Stage(blocks, units))
-            in_chs = out_chs
+            in_chs, previous_dilation = out_chs, dilation
         self.num_features = in_chs
+        self.output_stride = reduction
         self.final_norm: nn.Module = nn.BatchNorm2d(in_chs) if preact else nn.Identity()
 
         # Head.
