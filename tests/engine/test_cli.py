@@ -79,11 +79,11 @@ def test_torchrun_module_train(recipe, tmp_path):
 
 
 def test_demo_quick(tmp_path, capsys):
-    out = tmp_path / "demo"
+    out = tmp_path / "classification"
     shrink = ["--set", "model.kwargs.widths=[8,8,16,16]", "--set", "model.kwargs.stem_width=8"]
-    assert main(["demo", "--quick", "--output", str(out), *shrink]) == 0
+    assert main(["demo", "classification", "--quick", "--output", str(tmp_path), *shrink]) == 0
     printed = capsys.readouterr().out
-    assert "| model | GloRe units | test top-1 |" in printed
+    assert "| model | GloRe units | test top1 | test mean class acc | best val top1 |" in printed
     assert "| baseline | none |" in printed and "| glore | res4:1 |" in printed
     for name in ("report.md", "curves.png", "baseline/best.pt", "glore/best.pt", "glore/curves.png"):
         assert (out / name).is_file(), name
@@ -99,3 +99,8 @@ def test_metrics_json_is_strict():
         "test_top1": None,
         "test_count": 3.0,
     }
+
+
+def test_demo_refuses_an_unknown_task(capsys):
+    assert main(["demo", "detection"]) == 2
+    assert "TASK 'detection' is not a demo; expected one of classification" in capsys.readouterr().err
