@@ -13,7 +13,16 @@ from glore.data import build_transform, create_dataset, list_datasets
 
 
 def test_list_datasets() -> None:
-    assert list_datasets() == ["cifar10", "cifar100", "cub200", "imagefolder", "relational"]
+    assert list_datasets() == [
+        "cifar10",
+        "cifar100",
+        "cityscapes",
+        "cub200",
+        "imagefolder",
+        "relational",
+        "relational_seg",
+        "segfolder",
+    ]
 
 
 # imagefolder ---------------------------------------------------------------------------------------------------
