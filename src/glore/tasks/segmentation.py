@@ -212,7 +212,7 @@ class SegmentationTask(Task):
     sample's ``id`` and ``file``. Networks return logits or ``{"out": logits, "aux": logits}`` at the input size.
     """
 
-    metrics = {"miou": "max", "pixel_acc": "max", "iiou": "max", "category_iou": "max", "category_iiou": "max"}
+    metrics = {"miou": "max", "pixel_acc": "max", "iiou": "max", "miou_category": "max", "iiou_category": "max"}
     train_metrics = False
 
     def __init__(self, config: Any) -> None:
@@ -314,12 +314,52 @@ class SegmentationTask(Task):
     # -- predictions --------------------------------------------------------------------------------------------
 
     def save_predictions(self, labels: torch.Tensor, meta: dict[str, list[Any]], folder: Path) -> None:
-        """Write one PNG per image of the batch: the dataset's label ids (Cityscapes labelIds, named
-        ``<id>_leftImg8bit.png`` as ``csEvalPixelLevelSemanticLabeling`` expects), and colour PNGs with
-        ``save_color``."""
-        from glore.data.segmentation import save_label_png
-
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write one PNG per image of the batch (see ``save_prediction_png``)."""
         ids = meta.get("id") or [f"{i:06d}" for i in range(len(labels))]
         for name, label in zip(ids, labels.cpu(), strict=True):
-            save_label_png(label, folder, str(name), dataset=self.config.data.name, color=bool(self.args["save_color"]))
+            cityscapes = self.config.data.name == "cityscapes"
+            save_prediction_png(label, folder, str(name), cityscapes=cityscapes, color=self.args["save_color"])
+
+
+def save_prediction_png(
+    label: torch.Tensor, folder: str | Path, name: str, *, cityscapes: bool = False, color: bool = False
+) -> list[Path]:
+    """Write a predicted label map (H, W) of class indices as an 8-bit PNG.
+
+    For Cityscapes the train ids are mapped to labelIds and the file is ``<name>_pred_labelIds.png`` (``name`` is
+    ``city_seq_frame``, which ``csEvalPixelLevelSemanticLabeling`` finds in the folder); otherwise class indices in
+    ``<name>_pred.png``. ``color`` adds ``<name>_pred_color.png`` (the Cityscapes palette, or a fixed palette).
+
+    Returns:
+        The files written.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from glore._io import atomic_path
+    from glore.data.cityscapes import colorize, train_to_label_ids
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = label.numpy().astype(np.int64)
+    written = []
+    if cityscapes:
+        path = folder / f"{name}_pred_labelIds.png"
+        array = train_to_label_ids(ids)
+    else:
+        path = folder / f"{name}_pred.png"
+        array = np.where((ids >= 0) & (ids < 256), ids, 255).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array.astype(np.uint8), mode="L").save(tmp, format="PNG")
+    written.append(path)
+    if color:
+        if cityscapes:
+            rgb = colorize(ids)
+        else:
+            palette = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8)
+            rgb = palette[np.clip(ids, 0, 255)]
+        color_path = folder / f"{name}_pred_color.png"
+        with atomic_path(color_path) as tmp:
+            Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(tmp, format="PNG")
+        written.append(color_path)
+    return written
