@@ -17,10 +17,30 @@ from glore._io import atomic_write_text
 __all__ = ["write_run_report", "add_arguments", "run"]
 
 
-def _metric_table(rows: list[dict[str, Any]], best_key: str) -> list[str]:
+def _best_metric(config: dict[str, Any]) -> tuple[str, str]:
+    """The metric ``best.pt`` tracked in a run and its direction (``"max"``/``"min"``), as the run's task declares
+    them (``output.best_metric``, else the task's primary metric)."""
+    name = (config.get("output") or {}).get("best_metric")
+    try:
+        import glore.tasks  # noqa: F401 - registers glore's own tasks
+        from glore.engine import build_task, load_config
+
+        task = build_task(load_config(config))
+    except ValueError:  # a task or a config key this installation does not know: loss is minimised, others maximised
+        name = name or "top1"
+        return name, "min" if name == "loss" else "max"
+    name = name or task.primary_metric
+    try:
+        return name, task.metric_direction(name)
+    except ValueError:
+        return name, "max"
+
+
+def _metric_table(rows: list[dict[str, Any]], best_key: str, direction: str = "max") -> list[str]:
     last = rows[-1]
-    scored = [r for r in rows if isinstance(r.get(best_key), float)]
-    best = max(scored, key=lambda r: r[best_key]) if scored else None
+    scored = [r for r in rows if isinstance(r.get(best_key), float) and r[best_key] == r[best_key]]  # not NaN
+    pick = max if direction == "max" else min
+    best = pick(scored, key=lambda r: r[best_key]) if scored else None
     names = [k for k in last if k != "epoch" and isinstance(last[k], float)]
     best_epoch = int(best["epoch"]) if best else "-"
     lines = [
@@ -31,6 +51,13 @@ def _metric_table(rows: list[dict[str, Any]], best_key: str) -> list[str]:
         best_value = f"{best[name]:.4g}" if best and isinstance(best.get(name), float) else "-"
         lines.append(f"| {name} | {last[name]:.4g} | {best_value} |")
     return lines
+
+
+def _budget(state: dict[str, Any], config: dict[str, Any]) -> str:
+    """``"N epoch(s)"``, or ``"N iterations"`` for a run whose budget was counted in iterations."""
+    if (config.get("train") or {}).get("iterations") is not None:
+        return f"{int(state.get('step', 0))} iterations"
+    return f"{int(state.get('epoch', 0))} epoch(s)"
 
 
 def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str = "last.pt") -> Path:
@@ -68,7 +95,7 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
     lines += [
         f"Network `{model_config.get('name', type(model).__name__)}`"
         + (f" with {len(units)} GloRe unit(s) ({', '.join(n for n, _ in units)})" if units else " without GloRe units")
-        + f", trained {int(state.get('epoch', 0))} epoch(s) on `{data.get('name', '?')}`.",
+        + f", trained {_budget(state, config)} on `{data.get('name', '?')}`.",
         "",
         "## Model profile",
         "",
@@ -79,8 +106,9 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
     if metrics_csv.is_file():
         rows = read_csv(metrics_csv)
         if rows:
-            best_key = "val_" + str(config.get("output", {}).get("best_metric", "top1"))
-            lines += ["## Metrics", "", *_metric_table(rows, best_key), ""]
+            name, direction = _best_metric(config)
+            prefix = "val_" if any(r.get("val_" + name) is not None for r in rows) else "train_"
+            lines += ["## Metrics", "", *_metric_table(rows, prefix + name, direction), ""]
     if (run_dir / "curves.png").is_file():
         lines += ["## Curves", "", "![training and validation curves](curves.png)", ""]
     if units and samples > 0:
