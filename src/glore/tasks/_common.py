@@ -47,5 +47,6 @@ def resolve_task_args(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> 
     """
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise ValueError(f"task_args.{unknown[0]}: unknown option; valid: {', '.join(defaults)}")
+        valid = ", ".join(defaults) if defaults else "none (this task has no options)"
+        raise ValueError(f"task_args.{unknown[0]}: unknown option; valid: {valid}")
     return {**defaults, **given}

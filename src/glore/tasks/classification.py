@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from glore.engine.task import Meter, Task, register_task
 
-from ._common import build_zoo_model
+from ._common import build_zoo_model, resolve_task_args
 
 __all__ = ["ClassificationTask"]
 
@@ -27,6 +27,11 @@ class ClassificationTask(Task):
 
     metrics = {"top1": "max", "top5": "max", "mean_class_acc": "max"}
     train_metrics = True
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        # Classification has no options of its own: a key here is a mistake (e.g. --save-predictions).
+        resolve_task_args(config.task_args if config is not None else {}, {})
 
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
         """A dataset from ``config.data`` through ``glore.data.create_dataset``."""

@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="split to evaluate (same as --set data.val_split=SPLIT)")
     add_override_argument(parser, "override a config value, e.g. --set data.root=/data/CUB_200_2011")
     parser.add_argument(
+        "--save-predictions",
+        metavar="PATH",
+        help="write predictions: segmentation, one label PNG per image into the folder PATH (Cityscapes: labelIds "
+        "that csEvalPixelLevelSemanticLabeling reads); video, a CSV file PATH of per-video top-5 classes",
+    )
+    parser.add_argument("--color", action="store_true", help="with --save-predictions: also colour PNGs (segmentation)")
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print the metrics as one JSON object, keys named after the split (test_top1 ...), null for NaN",
@@ -44,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.split:
         overrides.append(f"data.val_split={args.split}")
+    if args.save_predictions:
+        overrides.append(f"task_args.save_predictions={args.save_predictions}")
+    if args.color:
+        if not args.save_predictions:
+            print("glore eval: --color needs --save-predictions", file=sys.stderr)
+            return 2
+        overrides.append("task_args.save_color=true")
     try:
         config = load_config(args.config, overrides)
     except (ConfigError, FileNotFoundError) as err:
