@@ -286,3 +286,29 @@ def test_task_defaults_raise_for_what_a_task_must_supply():
     with pytest.raises(NotImplementedError, match="Task.build_dataset"):
         task.build_dataset("train", train=True)
     assert task.primary_metric == "loss" and task.metric_direction("loss") == "min"
+
+
+def test_float16_scaler_skips_an_overflowing_step_even_with_clipping(tmp_path):
+    """With the float16 grad scaler, non-finite gradients are an overflow the scaler handles (it skips the step and
+    lowers its scale): the run goes on, also when optim.clip_grad_norm unscales the gradients first."""
+    config = tiny_config(
+        str(tmp_path), train={"epochs": 1, "amp": "float16"}, optim={"lr": 0.05, "clip_grad_norm": 1.0}
+    )
+
+    class Overflow(TinyTask):
+        def train_step(self, model, batch):
+            loss, outputs = super().train_step(model, batch)
+            if self.loss_calls == 2:  # this step's gradients overflow, the others do not
+
+                def once(grad):
+                    handle.remove()
+                    return torch.full_like(grad, float("inf"))
+
+                handle = model.fc.bias.register_hook(once)
+            return loss, outputs
+
+    metrics = train(config, Overflow(config))
+    assert metrics["step"] == 4
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["scaler"]["scale"] == 2.0**15  # the initial 2**16, halved once for the skipped step
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

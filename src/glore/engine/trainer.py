@@ -351,7 +351,10 @@ class Trainer:
         # One collective and one host synchronisation per step: the same verdict on every process.
         packed = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().to(loss.device)])
         loss_value, norm_value = (all_reduce_sum(packed.reshape(2).clone()) / info.world_size).tolist()
-        for what, value in (("loss", loss_value), ("gradient norm", norm_value)):
+        checked = [("loss", loss_value)]
+        if not self.scaler.is_enabled():  # the float16 scaler skips a step with non-finite gradients and rescales
+            checked.append(("gradient norm", norm_value))
+        for what, value in checked:
             if not math.isfinite(value):
                 raise NonFiniteLossError(
                     step=step, epoch=epoch + 1, lr=lr, loss=value, checkpoint=self.last_good, what=what
