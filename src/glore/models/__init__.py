@@ -1,6 +1,6 @@
 """The networks of the paper, with GloRe units anywhere: registry, builders, attach and weights."""
 
-from . import dpn, resnet, resnet3d  # noqa: F401  (registers the families)
+from . import dpn, fcn, resnet, resnet3d  # noqa: F401  (registers the families)
 from ._builder import STAGES, GloreNet, Stage, create_model, load_pretrained, parse_glore_spec, unit_positions
 from ._registry import is_model, list_models, register_model
 from .attach import attach
