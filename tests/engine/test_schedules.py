@@ -77,3 +77,29 @@ def test_resumed_schedule_follows_the_new_length():
     longer = build_scheduler(opt2, name="cosine", epochs=4, steps_per_epoch=5)
     longer.load_state_dict(short.state_dict())
     assert opt2.param_groups[0]["lr"] == pytest.approx(lr_factor(5, name="cosine", total_steps=20))
+
+
+def test_warmup_counted_in_iterations_for_an_iteration_budget():
+    """A poly schedule over an iteration budget (7 iterations, 3 an epoch) with a 3-iteration warm-up."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = build_scheduler(
+        opt, name="poly", epochs=3, steps_per_epoch=3, total_steps=7, warmup_iters=3, warmup_start_factor=0.25
+    )
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    warm = [0.25, 0.5, 0.75]  # 0.25 + 0.75 * t / 3
+    decay = [(1 - max(t - 3, 0) / 4) ** 0.9 for t in range(7)]  # poly from the end of the warm-up to iteration 7
+    assert lrs == pytest.approx([w * d for w, d in zip([*warm, 1, 1, 1, 1], decay, strict=True)])
+
+
+def test_warmup_iters_is_checked():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(
+        ValueError, match=r"schedule.warmup_iters: expected an int in 0..7 \(the run's iterations\), got 8"
+    ):
+        build_scheduler(opt, name="poly", epochs=3, steps_per_epoch=3, total_steps=7, warmup_iters=8)
+    with pytest.raises(ValueError, match="schedule.warmup_iters: 2 given with schedule.warmup_epochs 0.5; set one"):
+        build_scheduler(opt, name="poly", epochs=3, steps_per_epoch=3, warmup_iters=2, warmup_epochs=0.5)

@@ -149,6 +149,8 @@ class ScheduleConfig:
     Attributes:
         name: ``"constant"``, ``"step"``, ``"multistep"``, ``"cosine"`` or ``"poly"``.
         warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+        warmup_iters: length of the linear warm-up in iterations instead (recipes counted in iterations, with
+            ``train.iterations``); null uses ``warmup_epochs``. Set one of the two.
         warmup_start_factor: the warm-up starts at ``lr * warmup_start_factor``.
         step_size: ``step``: epochs between decays.
         milestones: ``multistep``: epochs at which the rate decays.
@@ -159,6 +161,7 @@ class ScheduleConfig:
 
     name: Literal["constant", "step", "multistep", "cosine", "poly"] = "cosine"
     warmup_epochs: float = 0.0
+    warmup_iters: int | None = None
     warmup_start_factor: float = 0.01
     step_size: float = 30.0
     milestones: list[float] = field(default_factory=lambda: [30.0, 60.0, 90.0])

@@ -164,6 +164,7 @@ def build_scheduler(
     steps_per_epoch: int,
     total_steps: int | None = None,
     warmup_epochs: float = 0.0,
+    warmup_iters: int | None = None,
     warmup_start_factor: float = 0.01,
     step_size: float = 30.0,
     milestones: Sequence[float] = (),
@@ -181,6 +182,7 @@ def build_scheduler(
         total_steps: the run's iterations when its budget is counted in iterations (default
             ``epochs * steps_per_epoch``); the epoch-valued settings still count epochs of ``steps_per_epoch``.
         warmup_epochs: warm-up length in epochs (fractions allowed).
+        warmup_iters: warm-up length in iterations instead of ``warmup_epochs`` (``None``: use epochs).
         warmup_start_factor: the warm-up's first multiplier.
         step_size: ``step``: epochs between decays.
         milestones: ``multistep``: epochs of decay.
@@ -194,11 +196,24 @@ def build_scheduler(
         raise ValueError(f"epochs: expected a positive int, got {epochs}")
     if warmup_epochs < 0 or warmup_epochs > epochs:
         raise ValueError(f"schedule.warmup_epochs: expected 0..{epochs} (train.epochs), got {warmup_epochs}")
+    total = total_steps if total_steps is not None else epochs * steps_per_epoch
+    if warmup_iters is None:
+        warmup_steps = min(round(warmup_epochs * steps_per_epoch), total)
+    elif warmup_epochs:
+        raise ValueError(
+            f"schedule.warmup_iters: {warmup_iters} given with schedule.warmup_epochs {warmup_epochs}; set one of them"
+        )
+    elif not isinstance(warmup_iters, int) or isinstance(warmup_iters, bool) or not 0 <= warmup_iters <= total:
+        raise ValueError(
+            f"schedule.warmup_iters: expected an int in 0..{total} (the run's iterations), got {warmup_iters!r}"
+        )
+    else:
+        warmup_steps = warmup_iters
     return IterationScheduler(
         optimizer,
         name=name,
-        total_steps=total_steps if total_steps is not None else epochs * steps_per_epoch,
-        warmup_steps=round(warmup_epochs * steps_per_epoch),
+        total_steps=total,
+        warmup_steps=warmup_steps,
         warmup_start_factor=warmup_start_factor,
         step_size=max(round(step_size * steps_per_epoch), 1),
         milestones=[round(m * steps_per_epoch) for m in milestones],

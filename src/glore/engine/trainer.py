@@ -229,6 +229,7 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps,
             warmup_epochs=s.warmup_epochs,
+            warmup_iters=s.warmup_iters,
             warmup_start_factor=s.warmup_start_factor,
             step_size=s.step_size,
             milestones=s.milestones,
