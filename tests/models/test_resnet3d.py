@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -391,6 +392,23 @@ def test_inflated_lite_weights_give_the_official_2d_network_features_on_identica
         feat3d = net3d.forward_features(_identical_frames(image, FRAMES))
     torch.testing.assert_close(feat3d[:, :, EXACT], feat2d, rtol=1e-10, atol=1e-10)
     assert not torch.allclose(feat3d[:, :, BOUNDARY], feat2d, rtol=1e-3, atol=1e-3)
+
+
+def test_a_torchvision_resnet50_inflates_into_the_post_activation_r50_3d():
+    # torchvision's ResNet-50 key set and shapes (the fixture the 2D weight tests use), random values.
+    shapes = json.loads((Path(__file__).parent / "torchvision_resnet_keys.json").read_text())["resnet50"]
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(s, generator=gen) for k, s in shapes.items() if not k.endswith("num_batches_tracked")}
+    model = create_model("resnet50_3d", num_classes=400, preact=False, stem_width=64, stem_kernel=(3, 7, 7))
+    with pytest.warns(UserWarning, match="another number of classes"):
+        inflate_pretrained(model, state)
+    own = model.state_dict()
+    for key, value in state.items():
+        if key.startswith("fc."):
+            continue
+        kernel = own[key].sum(2) if own[key].dim() == 5 else own[key]  # T slices of w / T sum back to w
+        torch.testing.assert_close(kernel, value, rtol=1e-6, atol=1e-6, msg=key)
+    assert own["layer2.0.conv1.weight"].shape[2] == 3 and own["layer2.1.conv1.weight"].shape[2] == 1
 
 
 def test_inflation_names_the_layout_that_fits():
