@@ -97,3 +97,20 @@ def test_update_never_synchronises_with_the_host(monkeypatch):
     assert calls == []
     monkeypatch.undo()
     assert meter.compute()["count"] == 3 * len(TARGETS)
+
+
+def test_update_has_no_data_dependent_shapes():
+    """On a GPU a boolean-mask selection or ``bincount`` waits for the device (its output size depends on the
+    data); the meta device, which has no data, refuses them: an update that runs there needs no host sync."""
+    meter = ClassificationMeter(10, ks=(1, 5))
+    meter.update(torch.empty(4, 10, device="meta"), torch.empty(4, dtype=torch.long, device="meta"))
+    assert meter.total_per_class.device.type == "meta"
+
+
+def test_invalid_targets_do_not_count_as_hits():
+    meter = ClassificationMeter(3, ks=(1, 2))
+    logits = torch.tensor([[5.0, 1.0, 0.0], [5.0, 1.0, 0.0], [0.0, 1.0, 5.0]])
+    meter.update(logits, torch.tensor([0, -1, 2]))  # the -1 would be class 0's hit if it were counted under 0
+    assert meter.topk_hits.tolist() == [2, 2]
+    assert meter.correct_per_class.tolist() == [1, 0, 1] and meter.total_per_class.tolist() == [1, 0, 1]
+    assert meter.invalid_targets.item() == 1

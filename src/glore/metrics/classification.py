@@ -1,8 +1,9 @@
 """Classification metrics: top-k accuracy and mean per-class accuracy (the fine-grained convention).
 
-``ClassificationMeter`` accumulates integer counts batch by batch on the device of the logits (no host
-synchronisation per batch); ``reduce()`` sums them over all processes, so the result is exact however the samples
-were split (provided each sample is seen by one process), and ``compute()`` reads them once.
+``ClassificationMeter`` accumulates integer counts batch by batch on the device of the logits with fixed-shape
+operations only (no host synchronisation per batch: no ``.item()``, no boolean-mask selection, no ``bincount``);
+``reduce()`` sums them over all processes, so the result is exact however the samples were split (provided each
+sample is seen by one process), and ``compute()`` reads them once.
 """
 
 from __future__ import annotations
@@ -125,16 +126,17 @@ class ClassificationMeter:
             raise ValueError(f"logits: expected {self.num_classes} classes, got {logits.shape[1]}")
         self._to(logits.device)
         targets = targets.long().to(logits.device)
+        # Only fixed-shape operations: a boolean-mask selection or ``bincount`` would make the host wait for the
+        # device (their output size depends on the data). Invalid targets are counted under class 0 with weight 0.
         valid = (targets >= 0) & (targets < self.num_classes)  # (n,)
         self.invalid_targets += (~valid).sum()
-        logits, targets = logits[valid], targets[valid]
+        safe = torch.where(valid, targets, torch.zeros_like(targets))  # (n,)
         maxk = min(max(self.ks), self.num_classes)
         top = logits.topk(maxk, dim=1).indices  # (n, maxk)
-        hit = top.eq(targets.view(-1, 1))  # (n, maxk)
+        hit = top.eq(safe.view(-1, 1)) & valid.view(-1, 1)  # (n, maxk)
         self.topk_hits += torch.stack([hit[:, : min(k, maxk)].any(dim=1).sum() for k in self.ks])
-        preds = top[:, 0]  # (n,)
-        self.correct_per_class += torch.bincount(targets[preds == targets], minlength=self.num_classes)
-        self.total_per_class += torch.bincount(targets, minlength=self.num_classes)
+        self.correct_per_class.index_add_(0, safe, hit[:, 0].long())
+        self.total_per_class.index_add_(0, safe, valid.long())
 
     def reduce(self, device: torch.device | str = "cpu") -> None:
         """Sum the counts over all processes (a no-op without a process group). Call it on every process.
