@@ -34,7 +34,8 @@ class Profile:
     Attributes:
         name: the registered model name.
         input_size: the input's (H, W), or (T, H, W) for a video network.
-        params: parameters per part (``stem``, ``res2``..``res5``, ``head``).
+        params: parameters per part (``stem``, ``res2``..``res5``, ``head``; a segmentation network's ``head``
+            leaves out its context unit, reported as ``unit``, and its auxiliary head is ``aux``).
         macs: multiply-adds per part for one image.
         glore_params: parameters of the GloRe units (included in their stages).
         glore_macs: multiply-adds of the GloRe units for one image (included in their stages).
@@ -71,12 +72,19 @@ def _input_shape(model: nn.Module, input_size: int | Sequence[int]) -> tuple[int
     return size
 
 
+def _is_segmentation(model: nn.Module) -> bool:
+    """A segmentation network (``glore.models.fcn.FCN``): a ``backbone`` with stages, a ``head`` and an ``aux_head``."""
+    return isinstance(getattr(model, "backbone", None), nn.Module) and hasattr(model, "aux_head")
+
+
 def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, name: str = "") -> Profile:
     """Count the parameters and multiply-adds of ``model`` for one ``input_size`` image or clip, per stage.
 
     The model may live on any device; on ``meta`` nothing is computed. Parts are the stem (everything before
     ``layer1``), the stages ``layer1..layer4`` (reported as res2..res5) and the head (pooling and classifier,
-    plus a final norm where there is one).
+    plus a final norm where there is one). For a segmentation network (an FCN) the stages are its backbone's,
+    ``head`` is the main head without its context unit, ``unit`` that unit (GloRe or NonLocal; absent for a plain
+    head) and ``aux`` the auxiliary head, which is run too; the final bilinear upsampling has no products.
 
     Args:
         model: a network with ``layer1..layer4`` (glore's, or torchvision-structured).
@@ -86,15 +94,21 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, na
     Returns:
         The :class:`Profile`.
     """
-    size = _input_shape(model, input_size)
+    segmentation = _is_segmentation(model)
+    backbone = model.backbone if segmentation else model
+    prefix = "backbone." if segmentation else ""
+    size = _input_shape(backbone, input_size)
     param = next(model.parameters())
-    x = torch.empty(1, int(getattr(model.conv1, "in_channels", 3)), *size, device=param.device, dtype=param.dtype)
+    x = torch.empty(1, int(getattr(backbone.conv1, "in_channels", 3)), *size, device=param.device, dtype=param.dtype)
     counter = FlopCounterMode(display=False, custom_mapping=_IN_PLACE_FLOPS)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), counter:
-            model(x)
+            if segmentation and model.aux_head is not None:
+                model(x, aux=True)
+            else:
+                model(x)
     finally:
         model.train(was_training)
     # Keys are module paths rooted at the class name: "ResNet.layer3", "ResNet.layer3.glore1".
@@ -106,20 +120,30 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, na
     def flops(path: str) -> int:
         return counts.get(f"{root}.{path}", 0)
 
+    def params(path: str) -> int:
+        return sum(p.numel() for p in model.get_submodule(path).parameters())
+
     unit_paths = [n for n, m in model.named_modules() if isinstance(m, GloRe)]
     # FLOPs = 2 x multiply-adds for convolutions and matrix products.
     total = counter.get_total_flops() // 2
-    result.macs = {"stem": 0, **{s: flops(m) // 2 for m, s in stage_names.items()}}
-    result.macs["head"] = sum(flops(n) for n, _ in model.named_children() if n not in stage_names and n in _HEAD) // 2
+    result.macs = {"stem": 0, **{s: flops(prefix + m) // 2 for m, s in stage_names.items()}}
+    result.params = {"stem": 0, **{s: params(prefix + m) for m, s in stage_names.items()}}
+    if segmentation:
+        unit = "head.unit" if not isinstance(model.head.unit, nn.Identity) else None
+        result.macs["head"] = (flops("head") - (flops(unit) if unit else 0)) // 2
+        result.params["head"] = params("head") - (params(unit) if unit else 0)
+        if unit:
+            result.macs["unit"], result.params["unit"] = flops(unit) // 2, params(unit)
+        if model.aux_head is not None:
+            result.macs["aux"], result.params["aux"] = flops("aux_head") // 2, params("aux_head")
+    else:
+        heads = [n for n, _ in model.named_children() if n not in stage_names and n in _HEAD]
+        result.macs["head"] = sum(flops(n) for n in heads) // 2
+        result.params["head"] = sum(params(n) for n in heads)
     result.macs["stem"] = total - sum(result.macs.values())
+    result.params["stem"] = sum(p.numel() for p in model.parameters()) - sum(result.params.values())
     result.glore_macs = sum(flops(p) for p in unit_paths) // 2
-
-    result.params = {"stem": 0, **{s: 0 for s in stage_names.values()}, "head": 0}
-    for child_name, child in model.named_children():
-        n = sum(p.numel() for p in child.parameters())
-        part = stage_names.get(child_name) or ("head" if child_name in _HEAD else "stem")
-        result.params[part] += n
-    result.glore_params = sum(p.numel() for path in unit_paths for p in model.get_submodule(path).parameters())
+    result.glore_params = sum(params(path) for path in unit_paths)
     return result
 
 
@@ -313,6 +337,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=None, help="GloRe nodes N (default C/4)")
     parser.add_argument("--state", type=int, default=None, help="GloRe state channels S (default C/2)")
     parser.add_argument("--preact", action="store_true", help="the pre-activation ResNet variant")
+    parser.add_argument(
+        "--head", choices=("glore", "fcn", "nonlocal"), default=None, help="head of a segmentation network (fcn_*)"
+    )
+    parser.add_argument(
+        "--output-stride", type=int, default=None, help="output stride of a segmentation network's backbone (8, 16)"
+    )
+    parser.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classifier outputs (default: 1000, and 19 (Cityscapes) for a segmentation network)",
+    )
     parser.add_argument("--paper", action="store_true", help="the paper's ImageNet table beside glore's counts")
     parser.add_argument("--all", action="store_true", help="totals of every registered network")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
@@ -340,7 +376,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.order:
         glore_args["order"] = args.order
-    kwargs = {"preact": True} if args.preact else {}
+    segmentation = args.name.startswith("fcn")
+    if (args.head is not None or args.output_stride is not None) and not segmentation:
+        print(
+            f"glore profile: --head and --output-stride are options of segmentation networks (fcn_*), not {args.name}"
+        )
+        return 2
+    kwargs: dict[str, Any] = {}
+    if args.preact:
+        kwargs = {"backbone_args": {"preact": True}} if segmentation else {"preact": True}
+    kwargs.update({k: v for k, v in (("head", args.head), ("output_stride", args.output_stride)) if v is not None})
+    num_classes = args.num_classes if args.num_classes is not None else (19 if segmentation else None)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
     size = args.input_size if args.input_size is not None else args.input
     prof = profile(args.name, glore=args.glore, glore_args=glore_args or None, input_size=size, **kwargs)
     if args.json:
