@@ -27,6 +27,7 @@ Both are (n, num_classes, H, W), upsampled (bilinear, ``align_corners=False``) t
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,6 +91,14 @@ class FCNHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, in_chs, h, w) -> logits (n, num_classes, h, w) at the input's resolution."""
         return self.classifier(self.dropout(self.forward_features(x)))
+
+
+def _returned_class(fn: Any) -> Any:
+    """The class a model builder is annotated to return (None if unreadable)."""
+    try:
+        return typing.get_type_hints(fn).get("return")
+    except Exception:  # an unresolvable annotation
+        return None
 
 
 def _check_probability(name: str, value: object) -> float:
@@ -163,18 +172,14 @@ class FCN(GloreNet, nn.Module):
         for key in ("num_classes", "glore", "glore_args", "output_stride"):
             if key in (backbone_args or {}):
                 raise ValueError(f"FCN: backbone_args may not set {key!r}; pass it to the FCN itself")
-        net = get_model_entrypoint(backbone)(
-            num_classes=0,
-            glore=glore,
-            glore_args=glore_args,
-            output_stride=output_stride,
-            **dict(backbone_args or {}),
-        )
-        if not isinstance(net, ResNet):
+        build = get_model_entrypoint(backbone)
+        if _returned_class(build) is not ResNet:
             raise ValueError(
-                f"FCN: backbone must be a ResNet-family network (resnet*, seresnet*, resnext*), got {backbone!r} "
-                f"({type(net).__name__})"
+                f"FCN: backbone must be a ResNet-family network (resnet*, seresnet*, resnext*), got {backbone!r}"
             )
+        net = build(
+            num_classes=0, glore=glore, glore_args=glore_args, output_stride=output_stride, **dict(backbone_args or {})
+        )
         self.backbone = net
         self.head_type = head
         self.num_classes = num_classes
@@ -206,14 +211,14 @@ class FCN(GloreNet, nn.Module):
         if unit_args is not None and not isinstance(unit_args, Mapping):
             raise TypeError(f"FCN: unit_args must be a dict of the head unit's options, got {type(unit_args).__name__}")
         args = dict(unit_args or {})
-        accepted = UNIT_ARGS if head == "glore" else ("zero_init",)
-        for key in args:
-            if key not in accepted:
-                raise TypeError(f"FCN: unit_args: unknown option {key!r} for head={head!r}; expected {accepted}")
         if head == "fcn":
             if args:
                 raise TypeError(f"FCN: unit_args {sorted(args)} given, but head='fcn' has no unit")
             return None
+        accepted = UNIT_ARGS if head == "glore" else ("zero_init",)
+        for key in args:
+            if key not in accepted:
+                raise TypeError(f"FCN: unit_args: unknown option {key!r} for head={head!r}; expected {accepted}")
         if head == "nonlocal":
             return NonLocal(channels, **args)
         check_glore_args({**args, "num_nodes": num_nodes, "num_state": num_state})
