@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
+
+import pytest
 
 from glore.engine.logger import ProgressLine, RunLogger, format_duration, plot_curves, read_csv
 
@@ -73,3 +76,22 @@ def test_plot_several_runs(tmp_path):
 
 def test_format_duration():
     assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "?"
+
+
+def test_a_crash_while_a_resumed_run_rewrites_its_table_keeps_the_old_one(tmp_path, monkeypatch):
+    logger = RunLogger(tmp_path, progress="off", tensorboard=False, plots=False)
+    for epoch in (1, 2, 3):
+        logger.log_epoch(epoch, epoch * 4, {"train_loss": 1.0 / epoch})
+    before = (tmp_path / "metrics.csv").read_text()
+
+    def fail(self, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", fail)
+    with pytest.raises(OSError, match="disk full"):
+        RunLogger(tmp_path, progress="off", tensorboard=False, plots=False, resume_epoch=2)
+    assert (tmp_path / "metrics.csv").read_text() == before
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    monkeypatch.undo()
+    RunLogger(tmp_path, progress="off", tensorboard=False, plots=False, resume_epoch=2)
+    assert [row["epoch"] for row in read_csv(tmp_path / "metrics.csv")] == [1.0, 2.0]

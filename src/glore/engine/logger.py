@@ -70,12 +70,13 @@ class _CsvTable:
                 self._rewrite(kept)
 
     def _rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the file with a header and ``rows``, atomically (a crash keeps the previous table)."""
         if self.fields is None:
             return
-        with self.path.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.fields)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: _cell(row.get(k)) for k in self.fields} for row in rows)
 
     def write(self, row: Mapping[str, Any]) -> None:
         if self.fields is None:
