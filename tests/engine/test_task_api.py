@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -334,3 +335,20 @@ def test_one_host_read_per_training_step(tmp_path, monkeypatch):
         return len(calls)
 
     assert reads(64) - reads(32) == 8 - 4
+
+
+def test_validation_and_evaluation_show_progress(tmp_path, capsys):
+    from glore.engine import evaluate
+
+    config = tiny_config(str(tmp_path), train={"epochs": 1, "progress": "plain"}, data={"val_batch_size": 4})
+    train(config, TinyTask(config))
+    err = capsys.readouterr().err
+    assert re.search(r"^validation 4/4 batches in \d+:\d\d:\d\d$", err, re.M), err  # 13 samples, batches of 4
+    evaluate(config, tmp_path / "last.pt", TinyTask(config))
+    assert re.search(r"^evaluation 4/4 batches in ", capsys.readouterr().err, re.M)
+
+
+def test_eval_every_is_refused_with_an_iteration_budget(tmp_path):
+    config = tiny_config(str(tmp_path), train={"iterations": 6, "eval_every": 2})
+    with pytest.raises(ValueError, match="train.eval_every: 2 counts epochs, .* set train.eval_every_iters"):
+        train(config, TinyTask(config))

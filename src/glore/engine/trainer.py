@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ from .distributed import (
     unwrap_model,
     wrap_model,
 )
-from .logger import RunLogger
+from .logger import ProgressLine, RunLogger
 from .optim import build_optimizer
 from .sampling import CachedDataset, EpochSampler, SeededDataset
 from .schedules import build_scheduler
@@ -154,6 +155,11 @@ class Trainer:
                 raise ValueError(f"train.iterations: expected a positive int or null, got {t.iterations!r}")
             if t.eval_every_iters is not None and (not isinstance(t.eval_every_iters, int) or t.eval_every_iters < 1):
                 raise ValueError(f"train.eval_every_iters: expected a positive int or null, got {t.eval_every_iters!r}")
+            if t.eval_every != 1:
+                raise ValueError(
+                    f"train.eval_every: {t.eval_every} counts epochs, which a train.iterations budget does not use; "
+                    "set train.eval_every_iters"
+                )
 
     def _setup(self) -> None:
         cfg = self.config
@@ -447,12 +453,13 @@ class Trainer:
         meter = self.task.create_meter(loader.dataset)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         samples, skipped, scored = 0, 0, True
-        progress = self.logger.eval_progress(len(loader)) if hasattr(self, "logger") else None
+        progress = self._eval_progress(len(loader))
         try:
             for i, batch in enumerate(loader):
                 skipped += batch.skipped
                 n = self.task.batch_size(batch)
                 if n == 0:
+                    progress.update(i + 1)
                     continue
                 batch = self._device_batch(batch)
                 with self._autocast():
@@ -465,11 +472,9 @@ class Trainer:
                 else:
                     loss_sum += loss.detach().double() * n
                 samples += n
-                if progress is not None:
-                    progress.update(i + 1)
+                progress.update(i + 1)
         finally:
-            if progress is not None:
-                progress.close()
+            progress.close()
         model.train(was_training)
         meter.reduce(self.device)
         totals = all_reduce_sum(
@@ -481,6 +486,18 @@ class Trainer:
         out.update({f"val_{k}": v for k, v in meter.compute().items()})
         out["val_skipped"] = float(totals[2])
         return out
+
+    def _eval_progress(self, total: int) -> ProgressLine:
+        """The progress display of a validation pass: the run's, or for ``evaluate`` one on rank 0 alone (a bar on
+        a terminal, one line at the end otherwise)."""
+        if hasattr(self, "logger"):
+            return self.logger.eval_progress(total)
+        mode = self.config.train.progress
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "plain"
+        if self.info is None or not self.info.is_main:
+            mode = "off"
+        return ProgressLine(0, 0, total, mode=mode, every=self.config.train.log_every, label="evaluation")
 
     def _checkpoint(self, step: int, metrics: dict[str, float]) -> None:
         """Save ``last.pt`` (and ``best.pt`` when the tracked metric improved) after ``step`` iterations."""
