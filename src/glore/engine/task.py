@@ -194,6 +194,7 @@ def build_task(config: Config) -> Task:
         _load_plugins()
     if config.task not in TASKS:
         raise ValueError(
-            f"task: expected one of {', '.join(sorted(TASKS)) or '(none registered)'}, got {config.task!r}"
+            f"task: expected one of {', '.join(sorted(TASKS)) or '(none registered)'}, got {config.task!r} "
+            "(tasks are found through the 'glore.tasks' entry points: after declaring one, reinstall: pip install -e .)"
         )
     return TASKS[config.task](config)
