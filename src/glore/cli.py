@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "projection maps, node assignment, adjacency and residual size of GloRe units",
     ),
     "report": ("glore.tools.report", "write report.md of a training run folder"),
+    "data": ("glore.tools.data_check", "list the videos of a dataset that cannot be decoded or are too short"),
     "sweep": ("glore.tools.sweep", "train every combination of a grid of settings over seeds and tabulate the results"),
 }
 

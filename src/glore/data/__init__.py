@@ -14,6 +14,10 @@ relational     generated, no files (see ``glore.data.synthetic``)               
 cityscapes     ``leftImg8bit/`` + ``gtFine/`` as distributed (segmentation)      train, val, test
 segfolder      ``images/<split>/``, ``masks/<split>/``, ``classes.txt``         train, val, test
 relational_seg generated segmentation, no files (``glore.data.synthetic``)     train, val, test
+kinetics       class folders, official CSV or ``id label path`` list (video)    train, val, test
+ucf101         ``ucfTrainTestlist/`` split files, fold 1-3 (video)              train, test (val = test)
+hmdb51         ``*_test_split{N}.txt`` split files, fold 1-3 (video)            train, test (val = test)
+relational_video generated video, no files (``glore.data.synthetic``)         train, val, test
 =============  ===============================================================  ==============================
 """
 
@@ -33,8 +37,9 @@ from .cub import CUB200
 from .folder import ImageFolder
 from .joint_transforms import build_seg_transform
 from .segmentation import SegFolder, SegmentationDataset
-from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset
+from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset, RelationalVideoDataset
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from .video import HMDB51, UCF101, Kinetics, VideoDataset, VideoReadError
 
 __all__ = [
     "create_dataset",
@@ -54,6 +59,12 @@ __all__ = [
     "SegFolder",
     "SegmentationDataset",
     "RelationalSegDataset",
+    "RelationalVideoDataset",
+    "VideoDataset",
+    "VideoReadError",
+    "Kinetics",
+    "UCF101",
+    "HMDB51",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RELATIONAL_MEAN",
@@ -69,10 +80,14 @@ _DATASETS: dict[str, Callable[..., Dataset]] = {
     "cityscapes": CityscapesDataset,
     "segfolder": SegFolder,
     "relational_seg": RelationalSegDataset,
+    "relational_video": RelationalVideoDataset,
+    "kinetics": Kinetics,
+    "ucf101": UCF101,
+    "hmdb51": HMDB51,
 }
 
 # Datasets that need no files on disk.
-_BUILT_IN = {"relational", "relational_seg"}
+_BUILT_IN = {"relational", "relational_seg", "relational_video"}
 
 
 def list_datasets() -> list[str]:
@@ -83,7 +98,16 @@ def list_datasets() -> list[str]:
 def _extra_arguments(cls: Callable[..., Dataset]) -> list[str]:
     """The dataset-specific keyword arguments of ``cls`` (those beyond root, split, transform, on_error)."""
     common = {"self", "root", "split", "transform", "on_error"}
-    return [name for name in inspect.signature(cls).parameters if name not in common]
+    names: list[str] = []
+    for klass in getattr(cls, "__mro__", (cls,)):  # **kwargs passed on to a base class: its parameters count too
+        init = klass.__init__ if isinstance(klass, type) else klass
+        if klass is object or init is object.__init__:
+            break
+        params = inspect.signature(init).parameters
+        names += [n for n, p in params.items() if n not in common and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return list(dict.fromkeys(names))
 
 
 def create_dataset(

@@ -30,7 +30,15 @@ from torch.utils.data import Dataset
 
 from ._base import Transform, check_on_error, check_split
 
-__all__ = ["RelationalDataset", "Scene", "SHAPES", "RELATIONAL_MEAN", "RELATIONAL_STD"]
+__all__ = [
+    "RelationalDataset",
+    "RelationalSegDataset",
+    "RelationalVideoDataset",
+    "Scene",
+    "SHAPES",
+    "RELATIONAL_MEAN",
+    "RELATIONAL_STD",
+]
 
 SHAPES = ("square", "cross", "triangle", "disc", "ring", "bar")
 
@@ -499,3 +507,132 @@ class RelationalSegDataset(Dataset):
             f"num_blobs={self.num_blobs}, blob_size={self.blob_size}, marker_size={self.marker_size}, "
             f"min_distance={self.min_distance}, noise={self.noise})"
         )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# relational_video: a video dataset whose class relates the first frames to the last ones
+
+_VIDEO_COLOURS: dict[str, tuple[float, float, float]] = {
+    "red": (0.95, 0.15, 0.15),
+    "green": (0.15, 0.85, 0.2),
+    "blue": (0.2, 0.3, 0.95),
+    "yellow": (0.95, 0.9, 0.15),
+}
+_VIDEO_SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_006}
+
+
+class RelationalVideoDataset(Dataset):
+    """``relational_video``: is the square shown at the end the colour of the one shown at the start?
+
+    Each clip of ``num_frames`` frames shows, on a dark noisy background, a coloured square during the first quarter
+    of the frames (at least one) and a coloured square during the last quarter, at two places at least
+    ``min_distance * image_size`` apart; a grey square wanders through the middle frames as a distractor. The label is
+    1 (``same``) when the two colours are equal, else 0 (``different``); both are equally likely and the colours are
+    drawn from ``num_colours`` colours.
+
+    Why neither one frame nor one place can solve it: every frame shows at most one coloured square, and each square
+    is far from the other, so the answer needs the start and the end of the clip, at two distant places, brought
+    together: reasoning across time and space, what a GloRe unit over the (T, H, W) positions of a 3D network does.
+
+    Clips are generated in ``__getitem__`` from (seed, split, index) with numpy: workers agree, splits never overlap.
+
+    Args:
+        split: "train", "val" or "test".
+        transform: callable applied to the clip tensor (3, T, H, W) (must keep the label).
+        on_error: accepted for a uniform interface; generation cannot fail.
+        num_samples: clips in this split (default 2000 train, 500 val and test).
+        num_frames: frames per clip (>= 4).
+        image_size: side of the square frames (>= 16).
+        seed: base seed.
+        num_colours: colours the squares are drawn from (2 to 4).
+        square_size: side of the squares as a fraction of ``image_size``.
+        min_distance: least distance between the two coloured squares' centres, as a fraction of ``image_size``.
+        noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+
+    Samples are ``(clip (3, T, H, W) float normalised with RELATIONAL_MEAN/STD, label, {"video": index, "view": 0})``.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        transform: Transform | None = None,
+        on_error: str = "raise",
+        num_samples: int | None = None,
+        num_frames: int = 8,
+        image_size: int = 32,
+        seed: int = 0,
+        num_colours: int = 3,
+        square_size: float = 0.25,
+        min_distance: float = 0.45,
+        noise: float = 0.05,
+    ) -> None:
+        self.split = check_split(split, _SPLITS, "relational_video")
+        self.transform = transform
+        self.on_error = check_on_error(on_error)
+        default = 2000 if self.split == "train" else 500
+        self.num_samples = _check_int("num_samples", num_samples if num_samples is not None else default, 1)
+        self.num_frames = _check_int("num_frames", num_frames, 4)
+        self.image_size = _check_int("image_size", image_size, 16)
+        self.seed = _check_int("seed", seed, 0)
+        self.num_colours = _check_int("num_colours", num_colours, 2, len(_VIDEO_COLOURS))
+        self.square_size = _check_float("square_size", square_size, 0.1, 0.4)
+        self.min_distance = _check_float("min_distance", min_distance, 0.0, 0.7)
+        self.noise = _check_float("noise", noise, 0.0, 0.5)
+        side = max(2, int(round(self.square_size * self.image_size)))
+        reach = (self.image_size - side) * math.sqrt(2)
+        if self.min_distance * self.image_size > reach:
+            raise ValueError(
+                f"min_distance: {self.min_distance} of the image cannot fit two squares of {self.square_size}; "
+                "lower min_distance or square_size"
+            )
+        self.side = side
+        self.classes = ["different", "same"]
+        self.num_classes = 2
+        self.num_views = 1
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _place(self, rng: np.random.Generator, avoid: tuple[int, int] | None) -> tuple[int, int]:
+        high = self.image_size - self.side
+        for _ in range(1000):
+            y, x = (int(v) for v in rng.integers(0, high + 1, size=2))
+            if avoid is None or math.dist((y, x), avoid) >= self.min_distance * self.image_size:
+                return y, x
+        raise RuntimeError("relational_video: no place found for the second square")  # excluded by __init__
+
+    def label(self, index: int) -> int:
+        """The label of clip ``index`` (without drawing the clip)."""
+        return int(self._rng(index).integers(0, 2))
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, _VIDEO_SPLIT_OFFSET[self.split], index])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, int]]:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} clips")
+        rng = self._rng(index)
+        same = int(rng.integers(0, 2))
+        colours = list(_VIDEO_COLOURS.values())[: self.num_colours]
+        first = int(rng.integers(0, self.num_colours))
+        second = first if same else int((first + rng.integers(1, self.num_colours)) % self.num_colours)
+        t, s, side = self.num_frames, self.image_size, self.side
+        quarter = max(1, t // 4)
+        clip = np.clip(0.1 + rng.normal(0.0, self.noise, size=(t, s, s, 3)), 0.0, 1.0)  # (T, H, W, 3)
+        start = self._place(rng, None)
+        end = self._place(rng, start)
+        for frame in range(quarter):
+            clip[frame, start[0] : start[0] + side, start[1] : start[1] + side] = colours[first]
+            clip[t - 1 - frame, end[0] : end[0] + side, end[1] : end[1] + side] = colours[second]
+        grey = rng.integers(0, s - side + 1, size=2)
+        for frame in range(quarter, t - quarter):  # a distractor wandering through the middle frames
+            grey = np.clip(grey + rng.integers(-2, 3, size=2), 0, s - side)
+            clip[frame, grey[0] : grey[0] + side, grey[1] : grey[1] + side] = 0.5
+        tensor = torch.from_numpy(clip.astype(np.float32)).permute(3, 0, 1, 2)  # (T, H, W, 3) -> (3, T, H, W)
+        mean = torch.tensor(RELATIONAL_MEAN).view(3, 1, 1, 1)
+        std = torch.tensor(RELATIONAL_STD).view(3, 1, 1, 1)
+        tensor = (tensor - mean) / std
+        if self.transform is not None:
+            tensor = self.transform(tensor)
+        return tensor, same, {"video": index, "view": 0}

@@ -1,0 +1,495 @@
+"""Video datasets: Kinetics in the layouts people have, UCF101 and HMDB51 split files, decoding with PyAV, clip
+sampling and clip transforms.
+
+Decoding (``read_frames``) opens a file with PyAV (FFmpeg inside the wheel), seeks to the key frame before the first
+frame needed, decodes with FFmpeg's own threads and stops at the last frame needed; the container is always closed.
+
+Sampling follows the official GloRe and Non-local recipes: T frames every ``interval`` frames (8 x 8 by default),
+from a random position in training; at test, ``num_clips`` clips evenly spaced over the video times
+``num_crops`` spatial crops (10 x 3). A video shorter than the span loops (indices wrap around), so every clip has T
+frames.
+
+Layouts (``layout="auto"`` picks by what is in ``root``):
+
+- ``folder``: ``root/{split}/{class}/*.mp4`` (also .avi, .mkv, .webm, .mov);
+- ``csv``: the official Kinetics annotations ``root/{split}.csv`` (``label,youtube_id,time_start,time_end,split``)
+  with the videos ``{youtube_id}_{start:06}_{end:06}.mp4`` anywhere under ``root/{split}/``;
+- ``list``: ``root/{split}.txt`` of lines ``id label path`` (the official GloRe lists; path relative to ``root``).
+
+``ucf101`` reads ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0N.txt``, ``testlist0N.txt``) and ``hmdb51``
+reads ``testTrainMulti_7030_splits/{class}_test_split{N}.txt`` (1 train, 2 test, 0 unused).
+
+Samples are ``(clip (3, T, H, W) float normalised, label, {"video": index, "view": view, "path": path})``. A video
+that cannot be decoded raises ``VideoReadError`` naming it (``on_error="raise"``) or is logged, returned as None and
+counted by ``glore.data.collate`` (``on_error="skip"``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ._base import check_on_error, check_split
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "HMDB51",
+    "Kinetics",
+    "UCF101",
+    "VideoDataset",
+    "VideoReadError",
+    "clip_starts",
+    "read_frames",
+    "sample_indices",
+    "video_info",
+]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+_LOG = logging.getLogger(__name__)
+_SPLITS = {"train": "train", "val": "val", "validate": "val", "test": "test"}
+
+
+class VideoReadError(OSError):
+    """A video could not be opened or decoded, or has too few frames; the message names the file."""
+
+
+def video_info(path: str | os.PathLike[str]) -> tuple[int, float]:
+    """``(number of frames, frames per second)`` of a video's first video stream.
+
+    The frame count comes from the container when it records one, else from the duration times the rate.
+
+    Raises:
+        VideoReadError: the file cannot be opened or has no video stream.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            frames = int(stream.frames or 0)
+            if frames <= 0:
+                duration = stream.duration * stream.time_base if stream.duration else container.duration / 1e6
+                frames = int(round(float(duration or 0) * fps))
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, TypeError) as error:
+        raise VideoReadError(f"{path}: cannot be opened ({type(error).__name__}: {error})") from error
+    if frames <= 0:
+        raise VideoReadError(f"{path}: no frames")
+    return frames, fps
+
+
+def read_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> np.ndarray:
+    """Decode the frames ``indices`` (0-based, any order, repeats allowed) of a video as RGB.
+
+    Seeks to the key frame before the first frame needed and stops after the last one, so a short clip of a long
+    video costs little; FFmpeg decodes with its own threads.
+
+    Returns:
+        uint8 array (len(indices), H, W, 3).
+
+    Raises:
+        VideoReadError: the file cannot be decoded or ends before a needed frame.
+    """
+    import av
+
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"indices: expected non-negative frame indices, got {list(indices)[:8]}")
+    found: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or stream.guessed_rate or 25.0)
+            base = float(stream.time_base)
+            start_pts = stream.start_time or 0
+            if wanted[0] > 2 * fps:  # worth seeking: jump to the key frame before the first frame needed
+                target = start_pts + int((wanted[0] / fps) / base)
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            last = wanted[-1]
+            for frame in container.decode(stream):
+                pts = frame.pts if frame.pts is not None else 0
+                index = int(round((pts - start_pts) * base * fps))
+                if index in wanted and index not in found:
+                    found[index] = frame.to_ndarray(format="rgb24")
+                if index >= last:
+                    break
+    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise VideoReadError(f"{path}: cannot be decoded ({type(error).__name__}: {error})") from error
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise VideoReadError(f"{path}: frame {missing[0]} could not be decoded ({len(found)} of {len(wanted)} found)")
+    return np.stack([found[int(i)] for i in indices])
+
+
+def sample_indices(num_frames: int, num_samples: int, interval: int, start: int) -> list[int]:
+    """``num_samples`` frame indices every ``interval`` frames from ``start``, wrapping around a short video."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames: expected a positive count, got {num_frames}")
+    return [(start + k * interval) % num_frames for k in range(num_samples)]
+
+
+def clip_starts(num_frames: int, span: int, num_clips: int) -> list[int]:
+    """First frames of ``num_clips`` clips of ``span`` frames spread evenly over the video (the centre of each
+    of ``num_clips`` equal segments, as the Non-local test protocol does)."""
+    room = max(num_frames - span, 0)
+    return [int(round(room * (k + 0.5) / num_clips)) for k in range(num_clips)]
+
+
+def _resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, 3, H, W) float resized so that its short side is ``size`` (bilinear)."""
+    h, w = clip.shape[-2:]
+    scale = size / min(h, w)
+    target = (max(int(round(h * scale)), size), max(int(round(w * scale)), size))
+    return F.interpolate(clip, size=target, mode="bilinear", align_corners=False, antialias=True)
+
+
+class VideoDataset(Dataset):
+    """Videos with labels, sampled into clips.
+
+    Args:
+        videos: (path, label) pairs.
+        classes: class names.
+        train: random clips with augmentation (True) or ``num_clips`` x ``num_crops`` views of each video (False).
+        num_frames: frames per clip (T).
+        interval: frames between sampled frames (tau).
+        num_clips: test: temporal clips per video.
+        num_crops: test: spatial crops per clip (1: centre; 3: both ends and the centre of the long side).
+        crop_size: side of the square crop.
+        short_side: training: (min, max) of the random short side; test: the short side, an int.
+        test_short_side: the short side at test.
+        hflip: training: flip probability.
+        mean: per-channel mean (of [0, 1] pixels).
+        std: per-channel standard deviation.
+        on_error: "raise" or "skip".
+        min_frames: videos with fewer frames are unreadable (0: any length, short videos loop).
+        transform: a callable applied to each normalised clip (3, T, H, W) after the built-in sampling and
+            augmentation (e.g. extra augmentation); None for none.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        *,
+        train: bool = True,
+        num_frames: int = 8,
+        interval: int = 8,
+        num_clips: int = 10,
+        num_crops: int = 3,
+        crop_size: int = 224,
+        short_side: Sequence[int] = (256, 320),
+        test_short_side: int = 256,
+        hflip: float = 0.5,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        on_error: str = "raise",
+        min_frames: int = 0,
+        transform: Any = None,
+    ) -> None:
+        for name, value in (("num_frames", num_frames), ("interval", interval), ("num_clips", num_clips)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if num_crops not in (1, 3):
+            raise ValueError(f"num_crops: expected 1 (centre) or 3 (both ends and centre), got {num_crops!r}")
+        if len(short_side) != 2 or not 0 < short_side[0] <= short_side[1] or short_side[0] < crop_size:
+            raise ValueError(
+                f"short_side: expected (min, max) with crop_size {crop_size} <= min <= max, got {short_side}"
+            )
+        if test_short_side < crop_size:
+            raise ValueError(f"test_short_side: expected >= crop_size {crop_size}, got {test_short_side}")
+        if not videos:
+            raise ValueError("videos: the dataset is empty (no video files found for this split)")
+        self.videos = [(str(p), int(y)) for p, y in videos]
+        self.classes = list(classes)
+        self.num_classes = len(self.classes)
+        self.train = train
+        self.num_frames, self.interval = num_frames, interval
+        self.num_clips, self.num_crops = num_clips, num_crops
+        self.crop_size, self.short_side, self.test_short_side = crop_size, tuple(short_side), test_short_side
+        self.hflip = hflip
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.on_error = check_on_error(on_error)
+        self.min_frames = min_frames
+        self.transform = transform
+
+    @property
+    def num_views(self) -> int:
+        """Views per video: 1 in training, ``num_clips * num_crops`` at test."""
+        return 1 if self.train else self.num_clips * self.num_crops
+
+    @property
+    def num_videos(self) -> int:
+        """Number of videos."""
+        return len(self.videos)
+
+    @property
+    def video_names(self) -> list[str]:
+        """The videos' paths."""
+        return [p for p, _ in self.videos]
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.num_views
+
+    def _frames(self, path: str, clip: int) -> np.ndarray:
+        total, _ = video_info(path)
+        if total < self.min_frames:
+            raise VideoReadError(f"{path}: {total} frames, fewer than min_frames={self.min_frames}")
+        span = (self.num_frames - 1) * self.interval + 1
+        if self.train:
+            start = random.randint(0, max(total - span, 0))
+        else:
+            start = clip_starts(total, span, self.num_clips)[clip]
+        return read_frames(path, sample_indices(total, self.num_frames, self.interval, start))
+
+    def _transform(self, frames: np.ndarray, crop: int) -> torch.Tensor:
+        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255)  # (T, H, W, 3) -> (T, 3, H, W)
+        size = self.crop_size
+        if self.train:
+            clip = _resize_short_side(clip, random.randint(self.short_side[0], self.short_side[1]))
+            h, w = clip.shape[-2:]
+            y, x = random.randint(0, h - size), random.randint(0, w - size)
+            clip = clip[:, :, y : y + size, x : x + size]
+            if random.random() < self.hflip:
+                clip = clip.flip(-1)
+        else:
+            clip = _resize_short_side(clip, self.test_short_side)
+            h, w = clip.shape[-2:]
+            if self.num_crops == 1:
+                y, x = (h - size) // 2, (w - size) // 2
+            elif w >= h:  # three crops along the long side
+                y, x = (h - size) // 2, [0, (w - size) // 2, w - size][crop]
+            else:
+                y, x = [0, (h - size) // 2, h - size][crop], (w - size) // 2
+            clip = clip[:, :, y : y + size, x : x + size]
+        clip = (clip - self.mean) / self.std
+        return clip.permute(1, 0, 2, 3).contiguous()  # (T, 3, H, W) -> (3, T, H, W)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, Any]] | None:
+        video, view = divmod(index, self.num_views)
+        clip, crop = divmod(view, self.num_crops) if not self.train else (0, 0)
+        path, label = self.videos[video]
+        try:
+            frames = self._frames(path, clip)
+        except VideoReadError as error:
+            if self.on_error == "raise":
+                raise
+            _LOG.warning("skipping unreadable video: %s", error)
+            return None
+        clip = self._transform(frames, crop)
+        if self.transform is not None:
+            clip = self.transform(clip)
+        return clip, label, {"video": video, "view": view, "path": path}
+
+
+def _find_videos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+
+def _folder_layout(root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
+    base = root / split
+    classes = sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+    if not classes:
+        raise FileNotFoundError(f"root: no class folders in {base} (expected {split}/<class>/*.mp4)")
+    videos = [(str(p), k) for k, name in enumerate(classes) for p in _find_videos(base / name)]
+    return videos, classes
+
+
+def _csv_layout(root: Path, split: str, classes: Sequence[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
+    path = root / f"{split}.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    needed = {"label", "youtube_id", "time_start", "time_end"}
+    if not rows or not needed <= set(rows[0]):
+        raise ValueError(f"{path}: expected the columns label,youtube_id,time_start,time_end,split")
+    names = sorted({r["label"] for r in rows}) if classes is None else list(classes)
+    index = {name: k for k, name in enumerate(names)}
+    files = {p.name: p for p in _find_videos(root / split)} if (root / split).is_dir() else {}
+    videos = []
+    for line, row in enumerate(rows, start=2):
+        name = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+        found = next((files[name + ext] for ext in VIDEO_EXTENSIONS if name + ext in files), None)
+        if found is None:
+            continue  # Kinetics videos disappear from YouTube: a missing file is left out, counted below
+        if row["label"] not in index:
+            raise ValueError(f"{path}, line {line}: label {row['label']!r} is not one of the {len(names)} classes")
+        videos.append((str(found), index[row["label"]]))
+    if len(videos) < len(rows):
+        _LOG.warning("%s: %d of %d annotated videos are not under %s", path, len(rows) - len(videos), len(rows), root)
+    return videos, names
+
+
+def _list_layout(root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
+    path = root / f"{split}.txt"
+    videos = []
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        parts = text.split()
+        if len(parts) < 3 or not parts[1].isdigit():
+            raise ValueError(f"{path}, line {line}: expected 'id label path', got {text!r}")
+        videos.append((str(root / " ".join(parts[2:])), int(parts[1])))
+    num = max((y for _, y in videos), default=-1) + 1
+    return videos, [str(k) for k in range(num)]
+
+
+class Kinetics(VideoDataset):
+    """Kinetics (or any video classification set) in one of the layouts of the module docstring.
+
+    Args:
+        root: the dataset folder.
+        split: "train", "val" or "test".
+        layout: "auto", "folder", "csv" or "list".
+        classes: class names in label order (default: sorted names found in the split; give the training split's
+            for a validation split that lacks some classes).
+        on_error: "raise" or "skip".
+        **kwargs: sampling and transform options of ``VideoDataset`` (``train`` defaults to ``split == "train"``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        layout: str = "auto",
+        classes: Sequence[str] | None = None,
+        on_error: str = "raise",
+        train: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"root: {root} is not a folder")
+        split = check_split(split, _SPLITS, "kinetics")
+        if layout == "auto":
+            has = {kind: (root / f"{split}.{kind}").is_file() for kind in ("csv", "txt")}
+            layout = "csv" if has["csv"] else "list" if has["txt"] else "folder"
+        if layout == "csv":
+            videos, names = _csv_layout(root, split, classes)
+        elif layout == "list":
+            videos, names = _list_layout(root, split)
+        elif layout == "folder":
+            videos, names = _folder_layout(root, split)
+        else:
+            raise ValueError(f"layout: expected 'auto', 'folder', 'csv' or 'list', got {layout!r}")
+        if classes is not None and layout != "csv":
+            names = list(classes)
+        train = split == "train" if train is None else train
+        super().__init__(videos, names, train=train, on_error=on_error, **kwargs)
+
+
+class UCF101(VideoDataset):
+    """UCF101 with its official split files (``root/ucfTrainTestlist/``; videos under ``root/UCF-101/`` or ``root``).
+
+    Args:
+        root: the dataset folder.
+        split: "train" or "test" ("val" means "test").
+        fold: which of the three official splits, 1 to 3.
+        on_error: "raise" or "skip".
+        **kwargs: options of ``VideoDataset``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        fold: int = 1,
+        on_error: str = "raise",
+        train: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        root = Path(root)
+        split = check_split(split, {"train": "train", "val": "test", "test": "test"}, "ucf101")
+        if fold not in (1, 2, 3):
+            raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
+        lists = root / "ucfTrainTestlist"
+        class_file = lists / "classInd.txt"
+        if not class_file.is_file():
+            raise FileNotFoundError(f"root: no {class_file} (expected the official ucfTrainTestlist folder)")
+        classes = []
+        for line, text in enumerate(class_file.read_text().splitlines(), start=1):
+            if text.strip():
+                parts = text.split()
+                if len(parts) != 2 or not parts[0].isdigit():
+                    raise ValueError(f"{class_file}, line {line}: expected 'index name', got {text!r}")
+                classes.append(parts[1])
+        index = {name: k for k, name in enumerate(classes)}
+        video_root = root / "UCF-101" if (root / "UCF-101").is_dir() else root
+        list_file = lists / f"{split}list0{fold}.txt"
+        videos = []
+        for line, text in enumerate(list_file.read_text().splitlines(), start=1):
+            if not text.strip():
+                continue
+            relative = text.split()[0]
+            name = relative.split("/")[0]
+            if name not in index:
+                raise ValueError(f"{list_file}, line {line}: class {name!r} is not in {class_file.name}")
+            videos.append((str(video_root / relative), index[name]))
+        train = split == "train" if train is None else train
+        super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
+
+
+class HMDB51(VideoDataset):
+    """HMDB51 with its official split files (``{class}_test_split{N}.txt``: 1 train, 2 test, 0 unused).
+
+    Args:
+        root: the dataset folder, with the split files in ``root/testTrainMulti_7030_splits/`` (or ``root/splits``)
+            and the videos in ``root/videos/{class}/`` (or ``root/{class}/``).
+        split: "train" or "test" ("val" means "test").
+        fold: which of the three official splits, 1 to 3.
+        on_error: "raise" or "skip".
+        **kwargs: options of ``VideoDataset``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        fold: int = 1,
+        on_error: str = "raise",
+        train: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        root = Path(root)
+        split = check_split(split, {"train": "train", "val": "test", "test": "test"}, "hmdb51")
+        if fold not in (1, 2, 3):
+            raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
+        split_dir = next((d for d in (root / "testTrainMulti_7030_splits", root / "splits") if d.is_dir()), None)
+        if split_dir is None:
+            raise FileNotFoundError(f"root: no testTrainMulti_7030_splits/ (or splits/) folder in {root}")
+        files = sorted(split_dir.glob(f"*_test_split{fold}.txt"))
+        if not files:
+            raise FileNotFoundError(f"{split_dir}: no *_test_split{fold}.txt files")
+        classes = [f.name[: -len(f"_test_split{fold}.txt")] for f in files]
+        video_root = root / "videos" if (root / "videos").is_dir() else root
+        tag = "1" if split == "train" else "2"
+        videos = []
+        for k, (name, path) in enumerate(zip(classes, files, strict=True)):
+            for line, text in enumerate(path.read_text().splitlines(), start=1):
+                if not text.strip():
+                    continue
+                parts = text.split()
+                if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                    raise ValueError(f"{path}, line {line}: expected 'video tag' with tag 0, 1 or 2, got {text!r}")
+                if parts[1] == tag:
+                    videos.append((str(video_root / name / parts[0]), k))
+        train = split == "train" if train is None else train
+        super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
