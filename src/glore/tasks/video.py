@@ -11,6 +11,8 @@ video's views may be split between processes without being lost or counted twice
 key                    default              meaning
 =====================  ===================  ==================================================================
 save_predictions       null                 a CSV file: one row per video, its top-5 classes and probabilities
+inflate                null                 a 2D ImageNet checkpoint (official "lite" or torchvision layout)
+                                            inflated into the 3D network before training
 =====================  ===================  ==================================================================
 """
 
@@ -29,7 +31,7 @@ from ._common import build_zoo_model, resolve_task_args
 
 __all__ = ["VideoTask"]
 
-DEFAULTS: dict[str, Any] = {"save_predictions": None}
+DEFAULTS: dict[str, Any] = {"save_predictions": None, "inflate": None}
 
 
 @register_task("video")
@@ -60,8 +62,15 @@ class VideoTask(Task):
         return create_dataset(d.name, d.root, split, on_error=d.on_error, **kwargs)
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
-        """``glore.models.create_model`` with ``config.model`` (a 3D network such as ``resnet50_3d``)."""
-        return build_zoo_model(self.config, train_dataset)
+        """``glore.models.create_model`` with ``config.model`` (a 3D network such as ``resnet50_3d``); with
+        ``task_args.inflate``, 2D ImageNet weights inflated into it (kernels repeated over time, divided by T; units
+        keep their identity init, the classifier its fresh one)."""
+        model = build_zoo_model(self.config, train_dataset)
+        if self.args["inflate"]:
+            from glore.models.resnet3d import inflate_pretrained
+
+            inflate_pretrained(model, self.args["inflate"])
+        return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
         """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
