@@ -1,0 +1,107 @@
+"""Video loading against the model: decoded + augmented clips/s of one loader worker, and the training step of a
+3D network on the same machine, measured in one run.
+
+    python benchmarks/bench_video_data.py [--frames 300] [--model resnet50_3d] [--size 224] [--repeats 5]
+
+Writes a 320x240, 30 fps MPEG-4 video (10 s) to a temporary folder, then times, in this process:
+- ``decode``: ``read_frames`` of one training clip (8 frames every 8 from a random start);
+- ``clip``: a whole training sample of ``glore.data.video.Kinetics`` (decode, short-side jitter 256-320, random 224
+  crop, flip, normalisation), i.e. what one DataLoader worker produces;
+- ``step``: a forward + backward + SGD step of the model on a batch of one 8 x 224 x 224 clip.
+It prints clips/s per worker, the step's clips/s, and their ratio: the number of workers that keep this machine's
+model step fed. For another device, divide its training clips/s by the clips/s per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def write_video(path: Path, frames: int, fps: int = 30, size: tuple[int, int] = (240, 320)) -> None:
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = 30
+        base = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+        for i in range(frames):
+            image = np.roll(base, 3 * i, axis=1)  # moving content, as in real video
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=300, help="frames of the generated video (30 fps)")
+    parser.add_argument("--model", default="resnet50_3d", help="the network whose training step is timed")
+    parser.add_argument("--size", type=int, default=224, help="crop side")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the model step (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from glore.data.video import Kinetics, read_frames, sample_indices, video_info
+    from glore.models import create_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        video = root / "train" / "class0" / "clip.mp4"
+        video.parent.mkdir(parents=True)
+        write_video(video, args.frames)
+        total, fps = video_info(video)
+        random.seed(0)
+
+        def decode() -> None:
+            start = random.randint(0, total - 57)
+            read_frames(video, sample_indices(total, 8, 8, start))
+
+        data = Kinetics(root, "train", crop_size=args.size, short_side=(256, 320))
+        decode_s = timed(decode, args.repeats * 4)
+        clip_s = timed(lambda: data[0], args.repeats * 4)
+
+    model = create_model(args.model, num_classes=400, glore="res3:2,res4:3", glore_args={"normalize": False})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(1, 3, 8, args.size, args.size)
+    y = torch.zeros(1, dtype=torch.long)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    step_s = timed(step, args.repeats)
+    print(f"video: {total} frames at {fps:g} fps, 320x240 MPEG-4; clip 8x8, crop {args.size}")
+    print(f"decode one clip            {decode_s * 1e3:8.1f} ms   {1 / decode_s:7.1f} clips/s per worker")
+    print(f"decode + augment (sample)  {clip_s * 1e3:8.1f} ms   {1 / clip_s:7.1f} clips/s per worker")
+    print(f"{args.model} + 5 GloRe train step {step_s * 1e3:8.1f} ms   {1 / step_s:7.1f} clips/s")
+    print(f"ratio: one worker produces {step_s / clip_s:.1f}x the clips this machine's model step consumes")
+    print(f"workers needed for a device training at R clips/s: R / {1 / clip_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
