@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from glore.cli import main
 from glore.engine import load_checkpoint
@@ -29,3 +30,9 @@ def test_task_demo_quick(tmp_path, capsys, task, header, glore_label):
         assert baseline["model_config"]["head"] == "fcn"
     else:
         assert baseline["model_config"]["glore"] is None
+    # glore visualize draws the unit's projection maps over the image, or over the clip's frames side by side
+    assert main(["visualize", str(out / "glore" / "best.pt"), "--samples", "2", "--out", str(tmp_path / "vis")]) == 0
+    figures = sorted((tmp_path / "vis").glob("val*.png"))
+    assert len(figures) == 2
+    with Image.open(figures[0]) as png:
+        assert png.size[0] > 0 and png.size[1] > 0

@@ -61,18 +61,31 @@ def residual_ratio(unit: GloRe, x: torch.Tensor, eps: float = 1e-12) -> torch.Te
     return added.norm(dim=1) / x.norm(dim=1).clamp_min(eps)
 
 
+def frames_side_by_side(maps: torch.Tensor) -> torch.Tensor:
+    """Lay the frames of video maps side by side: (..., t, h, w) -> (..., h, t * w)."""
+    *lead, t, h, w = maps.shape
+    return maps.movedim(-3, -2).reshape(*lead, h, t * w)  # (..., h, t, w) -> (..., h, t*w)
+
+
 @torch.no_grad()
 def views_from_input(unit: GloRe, x: torch.Tensor) -> UnitViews:
-    """Compute every view of ``unit`` for its 2D input ``x`` of shape (n, C, h, w)."""
-    if x.dim() != 4:
-        raise ValueError(f"visualisation needs 2D feature maps (n, C, h, w) at the unit, got shape {tuple(x.shape)}")
-    projection = unit.projection(x).float()  # (n, N, h, w)
+    """Compute every view of ``unit`` for its input ``x``: (n, C, h, w) images, or (n, C, t, h, w) video features,
+    whose maps are then laid out frame by frame side by side, (h, t * w)."""
+    if x.dim() not in (4, 5):
+        raise ValueError(
+            "visualisation needs image (n, C, h, w) or video (n, C, t, h, w) features at the unit, "
+            f"got {tuple(x.shape)}"
+        )
+    projection = unit.projection(x).float()  # (n, N, h, w) or (n, N, t, h, w)
+    ratio = residual_ratio(unit, x).float()  # (n, h, w) or (n, t, h, w)
+    if x.dim() == 5:
+        projection, ratio = frames_side_by_side(projection), frames_side_by_side(ratio)
     adjacency = unit.gcn[0].node_conv.weight.squeeze(-1).float()  # (N, N, 1) -> (N, N)
     return UnitViews(
         projection=projection.cpu().numpy(),
         assignment=assignment_map(projection).cpu().numpy(),
         adjacency=adjacency.cpu().numpy(),
-        residual_ratio=residual_ratio(unit, x).float().cpu().numpy(),
+        residual_ratio=ratio.cpu().numpy(),
         node_mass=projection.abs().flatten(2).sum(-1).cpu().numpy(),  # (n, N, h*w) -> (n, N)
     )
 
@@ -240,7 +253,7 @@ def visualize_model(
 
     Args:
         model: a network with GloRe units.
-        images: (n, 3, H, W) normalised batch.
+        images: (n, 3, H, W) normalised batch, or (n, 3, T, H, W) clips (drawn as their frames side by side).
         out_dir: where the PNG files go.
         mean: the normalisation mean, to show the images.
         std: the normalisation std.
@@ -249,7 +262,7 @@ def visualize_model(
         max_nodes: projection maps drawn per figure.
     """
     views = unit_views(model, images, unit)
-    shown = denormalize(images, mean, std)
+    shown = denormalize(frames_side_by_side(images) if images.dim() == 5 else images, mean, std)
     names = list(names) if names is not None else [f"image{i}" for i in range(len(images))]
     paths = []
     for unit_name, unit_view in views.items():
@@ -261,7 +274,7 @@ def visualize_model(
 
 def _display_stats(data: Mapping[str, Any]) -> tuple[Sequence[float], Sequence[float]]:
     """The mean and std the network's inputs were normalised with, to show them as images again."""
-    if data.get("transform") == "none" and data.get("name") == "relational":
+    if data.get("transform") == "none" and data.get("name") in ("relational", "relational_seg", "relational_video"):
         from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
 
         return RELATIONAL_MEAN, RELATIONAL_STD
