@@ -16,6 +16,8 @@ NUM_CLASSES = 7
 # 32 px keep the deep networks cheap on a CPU (res5 is 1x1 there); feature_info at 224 px is checked on meta.
 SIZE = 32
 TORCHVISION_KEYS = json.loads((Path(__file__).parent / "torchvision_resnet_keys.json").read_text())
+# The image classifiers; the segmentation (fcn_*) and video (*_3d) networks have their own tests.
+CLASSIFIERS = [name for name in list_models() if not name.startswith("fcn_") and not name.endswith("_3d")]
 
 
 def _channels(output: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[int, tuple[int, ...]]:
@@ -26,7 +28,7 @@ def _channels(output: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[int, tup
 
 
 @pytest.mark.parametrize("with_units", [False, True], ids=["plain", "glore"])
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_forward_backward_and_features(name, with_units):
     torch.manual_seed(0)
     glore = "res3:1,res4:1" if with_units else None
@@ -61,7 +63,7 @@ def test_forward_backward_and_features(name, with_units):
     assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_feature_info_at_full_depth_on_meta(name):
     with torch.device("meta"):
         glore = "res3:1,res4:1" if name in ("resnet18", "resnet_small") else "res3:2,res4:3"

@@ -24,7 +24,7 @@ from glore.models import (
     inflate_2d_state_dict,
     inflate_pretrained,
 )
-from glore.models._builder import parse_glore_spec
+from glore.models._spec import parse_glore_spec
 from glore.models.resnet3d import official_video_glore_spec
 
 R50_UNITS = {3: [1, 3], 4: [1, 3, 5]}

@@ -1,8 +1,11 @@
 """The networks of the paper, with GloRe units anywhere: registry, builders, attach and weights."""
 
 from . import dpn, fcn, resnet, resnet3d  # noqa: F401  (registers the families)
-from ._builder import STAGES, GloreNet, Stage, create_model, load_pretrained, parse_glore_spec, unit_positions
+from ._builder import GloreNet, create_model
 from ._registry import is_model, list_models, register_model
+from ._spec import STAGES, parse_glore_spec, unit_positions
+from ._stage import Stage
+from ._weights import load_pretrained
 from .attach import attach
 from .dpn import DPN
 from .resnet import ResNet

@@ -16,17 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._builder import (
-    STAGE_MODULES,
-    STAGES,
-    GloreNet,
-    GloreSpec,
-    Stage,
-    build_unit,
-    check_glore_args,
-    parse_glore_spec,
-    spec_to_config,
-)
+from ._builder import GloreNet
+from ._spec import STAGE_MODULES, STAGES, GloreSpec, build_unit, check_glore_args, parse_glore_spec, spec_to_config
+from ._stage import Stage
 
 __all__ = ["attach", "infer_stage_channels"]
 

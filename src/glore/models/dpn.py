@@ -26,8 +26,10 @@ import torch
 from torch import nn
 
 from ..layers import GloRe
-from ._builder import STAGE_MODULES, STAGES, GloreNet, GloreSpec, Stage, check_glore_args, parse_glore_spec
+from ._builder import GloreNet
 from ._registry import register_model
+from ._spec import STAGE_MODULES, STAGES, GloreSpec, check_glore_args, parse_glore_spec
+from ._stage import Stage
 
 __all__ = ["DPN", "DualPathBlock", "DualPathGloRe"]
 

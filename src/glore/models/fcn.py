@@ -36,8 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import GloRe, NonLocal
-from ._builder import GloreNet, GloreSpec, check_glore_args, load_pretrained, load_state_dict_file
+from ._builder import GloreNet
 from ._registry import get_model_entrypoint, register_model
+from ._spec import GloreSpec, check_glore_args
+from ._weights import load_pretrained, load_state_dict_file
 from .resnet import ResNet
 
 __all__ = ["FCN", "FCNHead", "HEADS"]

@@ -6,7 +6,7 @@ state-dict names (``conv1``, ``bn1``, ``layer1..4``, ``fc``, ``downsample.0/.1``
 the paper's MXNet models use: BN-ReLU before each convolution, a projection shortcut on the pre-activated input,
 and a final BN-ReLU before pooling.
 
-GloRe units go after the blocks named by the insertion spec (see ``_builder.parse_glore_spec``)::
+GloRe units go after the blocks named by the insertion spec (see ``_spec.parse_glore_spec``)::
 
     stem -> layer1 (res2) -> layer2 (res3) -> layer3 (res4) -> layer4 (res5) -> pool -> fc
                              [0, glore1, 1, 2, glore2, 3]     [0, glore1, 1, 2, glore2, 3, 4, glore3, 5]
@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from ..layers import GloRe, SqueezeExcite
-from ._builder import STAGE_MODULES, STAGES, GloreNet, GloreSpec, Stage, check_glore_args, parse_glore_spec
+from ._builder import GloreNet
 from ._registry import register_model
+from ._spec import STAGE_MODULES, STAGES, GloreSpec, check_glore_args, parse_glore_spec
+from ._stage import Stage
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "stage_strides"]
 

@@ -38,18 +38,11 @@ import torch
 from torch import nn
 
 from ..layers import GloRe, NonLocal, convert_official_state_dict
-from ._builder import (
-    STAGE_MODULES,
-    STAGES,
-    GloreNet,
-    GloreSpec,
-    Stage,
-    check_glore_args,
-    load_pretrained,
-    load_state_dict_file,
-    parse_glore_spec,
-)
+from ._builder import GloreNet
 from ._registry import register_model
+from ._spec import STAGE_MODULES, STAGES, GloreSpec, check_glore_args, parse_glore_spec
+from ._stage import Stage
+from ._weights import load_pretrained, load_state_dict_file
 
 __all__ = [
     "ResNet3D",

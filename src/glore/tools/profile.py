@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..layers import GloRe
 from ..models import create_model, list_models
-from ..models._builder import STAGE_MODULES, STAGES
+from ..models._spec import STAGE_MODULES, STAGES
 
 __all__ = ["Profile", "PAPER_TABLE", "PaperRow", "profile_model", "profile", "paper_rows", "add_arguments", "run"]
 
