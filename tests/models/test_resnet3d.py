@@ -253,7 +253,7 @@ def _expected_blocks(depths: tuple[int, ...]) -> list[tuple[str, int, tuple, tup
 def test_structure_of_r50_is_the_official_one():
     model = create_model("resnet50_3d", num_classes=400, glore="res3:2,res4:3", glore_args={"normalize": False})
     # Literal pins of the temporal kernels, then every block against the facts.
-    kernels = [[b.conv1.kernel_size[0] for b in getattr(model, f"layer{i}")] for i in range(1, 5)]
+    kernels = [[b.conv1.kernel_size[0] for b in getattr(model, f"layer{i}").blocks] for i in range(1, 5)]
     assert kernels == [[3, 3, 3], [3, 1, 3, 1], [3, 1, 3, 1, 3, 1], [1, 3, 1]]
     _check_structure(model, (3, 4, 6, 3))
     assert [n for n, _ in model.layer2.named_children()] == ["0", "glore1", "1", "2", "glore2", "3"]
@@ -263,7 +263,7 @@ def test_structure_of_r50_is_the_official_one():
 
 def test_structure_of_r101_is_the_official_one():
     model = create_model("resnet101_3d", glore={"res3": [1, 3], "res4": [6, 12, 18]}, glore_args={"normalize": False})
-    kernels = [b.conv1.kernel_size[0] for b in model.layer3]
+    kernels = [b.conv1.kernel_size[0] for b in model.layer3.blocks]
     assert kernels == [3, 1] * 11 + [3]
     _check_structure(model, (3, 4, 23, 3))
     assert model.glore_spec() == {"res3": (1, 3), "res4": (6, 12, 18)}

@@ -43,7 +43,7 @@ def infer_stage_channels(stage: nn.Module) -> int:
     Raises:
         ValueError: the last block has no norm or convolution to read the width from.
     """
-    blocks = list(stage)
+    blocks = stage.blocks if isinstance(stage, Stage) else list(stage)
     if not blocks:
         raise ValueError("attach: a stage has no blocks")
     last = blocks[-1]
@@ -158,7 +158,7 @@ def attach(
             if reference is not None:
                 unit = unit.to(device=reference.device, dtype=reference.dtype)
             units[p] = unit.train(model.training)
-        setattr(model, STAGE_MODULES[stage], Stage(list(old), units))
+        setattr(model, STAGE_MODULES[stage], Stage(old.blocks if isinstance(old, Stage) else list(old), units))
     if isinstance(model, GloreNet) and getattr(model, "model_config", None):
         model.model_config["glore"] = spec_to_config(model.glore_spec())
         model.model_config["glore_args"] = dict(unit_args) or model.model_config.get("glore_args")
