@@ -61,6 +61,17 @@ def test_torch_export_matches_eager() -> None:
     assert rel_err(program.module()(x), unit(x)) < 1e-6
 
 
+@pytest.mark.parametrize("spatial", [(5, 4), (2, 2)])  # auto picks reassociated for L = 20, direct for L = 4
+def test_torch_export_with_a_dynamic_batch(spatial: tuple[int, int]) -> None:
+    unit = trained_like(GloRe(16)).eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(unit, (torch.randn(2, 16, *spatial),), dynamic_shapes=({0: batch},))
+    for n in (1, 5):
+        y = torch.randn(n, 16, *spatial)
+        assert rel_err(program.module()(y), unit(y)) < 1e-6
+    assert unit.resolve_order((1, 16, *spatial)) == unit.resolve_order((1000, 16, *spatial))
+
+
 def test_onnx_export_runs_in_onnxruntime(tmp_path) -> None:
     ort = pytest.importorskip("onnxruntime")
     unit = trained_like(GloRe(16)).eval()

@@ -156,3 +156,18 @@ def test_torch_export_of_a_glore_resnet():
         torch.testing.assert_close(exported.module()(x), expected)
         y = torch.randn(2, 3, 64, 64)
         torch.testing.assert_close(exported.module()(y), model(y))
+
+
+@pytest.mark.slow
+def test_torch_export_with_a_dynamic_batch():
+    # order="auto" must not read the batch size: the exported program serves every batch size with one order.
+    model = create_model("resnet50", glore="res3:2,res4:3", num_classes=10).eval()
+    for unit in model.modules():
+        if isinstance(unit, GloRe):
+            nn.init.constant_(unit.norm.weight, 0.3)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    exported = torch.export.export(model, (torch.randn(2, 3, 32, 32),), dynamic_shapes=({0: batch},))
+    with torch.no_grad():
+        for n in (1, 3):
+            y = torch.randn(n, 3, 32, 32)
+            torch.testing.assert_close(exported.module()(y), model(y))

@@ -126,7 +126,8 @@ class GloRe(nn.Module):
         zero_init: start the output norm's weight at zero, so the unit starts as the identity.
         order: ``"direct"`` computes ``(W_s X) Bᵀ`` and ``W_e (Z B)`` as the official code does,
             ``"reassociated"`` computes ``W_s (X Bᵀ)`` and ``(W_e Z) B``, ``"auto"`` picks per call
-            whichever costs fewer multiply-adds for the input's shape.
+            whichever costs fewer multiply-adds for the input's channels and spatial size (never its batch
+            size, so an export with a dynamic batch dimension works).
         norm_layer: normalisation class for the (n, C, L) branch output; BatchNorm1d with eps 1e-4 as
             in the official unit by default.
         act_layer: the nonlinearity inside the graph convolution.
@@ -190,10 +191,14 @@ class GloRe(nn.Module):
         return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=self.fused)
 
     def resolve_order(self, input_shape: Sequence[int]) -> str:
-        """The product order used for an input of ``input_shape``: ``order`` itself unless it is ``"auto"``."""
+        """The product order used for an input of ``input_shape``: ``order`` itself unless it is ``"auto"``.
+
+        The choice reads the channels and spatial size only, never the batch size (both orders' costs scale with
+        it alike), so a traced or exported network with a dynamic batch dimension takes one fixed order.
+        """
         if self.order != "auto":
             return self.order
-        counts = self.macs(input_shape)
+        counts = self.macs((1, *input_shape[1:]))  # per sample: the batch size must not enter the choice
         return "reassociated" if counts["reassociated"] < counts["direct"] else "direct"
 
     def _project(self, x_flat: torch.Tensor) -> torch.Tensor:
