@@ -1,12 +1,11 @@
 """Video data on real files written with PyAV: decoded frame indices, sampling, transforms, the layouts, broken
-videos, the synthetic relational_video data and ``glore data check``."""
+videos and the synthetic relational_video data (``glore data check``: tests/tools/test_data_check.py)."""
 
 from __future__ import annotations
 
 import csv
 import shutil
-import subprocess
-import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from glore.data import collate, create_dataset
-from glore.data.video import VideoReadError, clip_starts, read_frames, sample_indices, video_info
+from glore.data.video import END_SLACK, VideoReadError, clip_starts, read_frames, sample_indices, video_info
 
 av = pytest.importorskip("av")
 
@@ -54,6 +53,69 @@ def test_info_and_decoded_indices(video):
     assert levels(read_frames(video, [37, 25, 31])) == [37, 25, 31]
     with pytest.raises(VideoReadError, match="frame 45 could not be decoded"):
         read_frames(video, [39, 45])
+
+
+def test_the_end_of_a_video_within_the_slack_reads_as_its_last_frame(video):
+    assert END_SLACK == 3
+    assert levels(read_frames(video, [38, 40, 42])) == [38, 39, 39]  # the container may count frames that never come
+    with pytest.raises(VideoReadError, match="frame 43 could not be decoded"):
+        read_frames(video, [43])
+
+
+def test_gaps_in_the_timestamps_show_the_previous_frame(tmp_path):
+    """Frame i is the one shown at time i / fps: with frames missing from the timestamps, the one before the gap."""
+    written = [0, 1, 2, 4, 5, 6, 9, 10, 11, 15]  # timestamps in tenths of a second; frame at t has grey level 10 t
+    path = tmp_path / "gaps.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 10)
+        for t in written:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), t * STEP, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    total, fps = video_info(path)  # FFmpeg's average rate of the irregular stream, whatever it is
+
+    def shown(i: int) -> int:  # reference: the last written frame whose index round(t / 10 * fps) is <= i
+        return max(t for t in written if round(t / 10 * fps) <= i)
+
+    wanted = list(range(total))
+    assert levels(read_frames(path, wanted)) == [shown(i) for i in wanted]
+    assert levels(read_frames(path, [total - 1, 0])) == [shown(total - 1), 0]
+
+
+def test_a_seek_that_lands_too_late_falls_back_to_decoding_from_the_start(video, monkeypatch):
+    """A broken index may make the container seek past the frame asked for; the frames must still be right."""
+    real_open, opened = av.open, []
+
+    class LateSeek:
+        def __init__(self, container) -> None:
+            self.container = container
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.container.close()
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def seek(self, offset, *, stream, **kwargs) -> None:  # one second after the requested time
+            self.container.seek(offset + int(1 / stream.time_base), stream=stream, **kwargs)
+
+    def late_open(*args, **kwargs):
+        opened.append(args[0])
+        return LateSeek(real_open(*args, **kwargs))
+
+    monkeypatch.setattr(av, "open", late_open)
+    assert levels(read_frames(video, [25, 33])) == [25, 33]  # 2.5 s in: seeking, which lands at key frame 30
+    assert len(opened) == 2  # the seek, then the decode from the start
+    opened.clear()
+    assert levels(read_frames(video, [5, 12])) == [5, 12] and len(opened) == 1  # near the start: no seek
 
 
 def test_sampling_picks_the_documented_indices():
@@ -169,6 +231,18 @@ def test_a_broken_video_is_named_or_skipped_and_counted(tmp_path, video):
     assert short[0] is None
 
 
+def test_videofolder_reads_class_folders_only(tmp_path, video):
+    make_tree(tmp_path, video)
+    (tmp_path / "train.txt").write_text("0 1 train/run/run0.mp4\n")  # ignored: videofolder never reads lists
+    data = create_dataset("videofolder", tmp_path, "train", **dataset_kwargs())
+    assert data.classes == ["jump", "run"] and [y for _, y in data.videos] == [0, 0, 1, 1] and data.train
+    assert len(create_dataset("kinetics", tmp_path, "train", **dataset_kwargs()).videos) == 1  # auto: the list
+    val = create_dataset("videofolder", tmp_path, "val", **dataset_kwargs())
+    assert not val.train and len(val) == 4 * 6
+    with pytest.raises(TypeError, match="layout: videofolder reads class folders only"):
+        create_dataset("videofolder", tmp_path, "train", layout="list")
+
+
 def test_bad_arguments_are_named(tmp_path, video):
     make_tree(tmp_path, video)
     with pytest.raises(ValueError, match="num_crops"):
@@ -194,18 +268,3 @@ def test_relational_video_needs_the_start_and_the_end():
     assert saturated[:2].any() and saturated[-2:].any() and not saturated[2:6].any()
     other = create_dataset("relational_video", split="val", num_samples=4, num_frames=8, image_size=32)
     assert not torch.equal(other[0][0], data[0][0])
-
-
-def test_data_check_lists_the_bad_videos(tmp_path, video):
-    make_tree(tmp_path, video)
-    (tmp_path / "train" / "run" / "run1.mp4").write_bytes(b"not a video")
-    glore = Path(sys.executable).with_name("glore")
-    result = subprocess.run([str(glore), "data", "check", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, result.stderr
-    assert result.stdout.count("\n") == 1 and "run1.mp4" in result.stdout
-    assert "7 of 8 videos readable, 1 bad" in result.stderr
-    (tmp_path / "train" / "run" / "run1.mp4").unlink()
-    ok = subprocess.run(
-        [str(glore), "data", "check", str(tmp_path), "--min-frames", "41"], capture_output=True, text=True
-    )
-    assert ok.returncode == 1 and "fewer than --min-frames 41" in ok.stdout

@@ -18,6 +18,7 @@ kinetics       class folders, official CSV or ``id label path`` list (video)    
 ucf101         ``ucfTrainTestlist/`` split files, fold 1-3 (video)              train, test (val = test)
 hmdb51         ``*_test_split{N}.txt`` split files, fold 1-3 (video)            train, test (val = test)
 relational_video generated video, no files (``glore.data.synthetic``)         train, val, test
+videofolder    ``root/<split>/<class>/<video>`` (video)                         train, val, test
 =============  ===============================================================  ==============================
 """
 
@@ -39,7 +40,7 @@ from .joint_transforms import build_seg_transform
 from .segmentation import SegFolder, SegmentationDataset
 from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset, RelationalVideoDataset
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from .video import HMDB51, UCF101, Kinetics, VideoDataset, VideoReadError
+from .video import HMDB51, UCF101, Kinetics, VideoDataset, VideoFolder, VideoReadError
 
 __all__ = [
     "create_dataset",
@@ -62,6 +63,7 @@ __all__ = [
     "RelationalVideoDataset",
     "VideoDataset",
     "VideoReadError",
+    "VideoFolder",
     "Kinetics",
     "UCF101",
     "HMDB51",
@@ -84,6 +86,7 @@ _DATASETS: dict[str, Callable[..., Dataset]] = {
     "kinetics": Kinetics,
     "ucf101": UCF101,
     "hmdb51": HMDB51,
+    "videofolder": VideoFolder,
 }
 
 # Datasets that need no files on disk.

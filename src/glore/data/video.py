@@ -16,6 +16,8 @@ Layouts (``layout="auto"`` picks by what is in ``root``):
   with the videos ``{youtube_id}_{start:06}_{end:06}.mp4`` anywhere under ``root/{split}/``;
 - ``list``: ``root/{split}.txt`` of lines ``id label path`` (the official GloRe lists; path relative to ``root``).
 
+``videofolder`` is the ``folder`` layout alone, for any video classification set.
+
 ``ucf101`` reads ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0N.txt``, ``testlist0N.txt``) and ``hmdb51``
 reads ``testTrainMulti_7030_splits/{class}_test_split{N}.txt`` (1 train, 2 test, 0 unused).
 
@@ -43,11 +45,13 @@ from ._base import check_on_error, check_split
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
+    "END_SLACK",
     "VIDEO_EXTENSIONS",
     "HMDB51",
     "Kinetics",
     "UCF101",
     "VideoDataset",
+    "VideoFolder",
     "VideoReadError",
     "clip_starts",
     "read_frames",
@@ -93,42 +97,94 @@ def video_info(path: str | os.PathLike[str]) -> tuple[int, float]:
     return frames, fps
 
 
+END_SLACK = 3
+"""How many frames a video may end before the frame count its container records (or its duration suggests) and
+still be read: a wanted index up to this far past the last decoded frame reads as the last frame. Containers often
+count a frame or two that do not decode; a file that ends earlier is truncated, and unreadable."""
+
+
+def _decode(path: str, wanted: list[int], allow_seek: bool) -> tuple[dict[int, np.ndarray], bool]:
+    """Decode the frames shown at the times of ``wanted`` (sorted, unique indices): for each, the last frame whose
+    index (timestamp times frame rate, rounded) is at or before it, so decoding stops one frame after the last one
+    wanted (or at the end of the stream).
+
+    Returns:
+        The frames found by wanted index, and whether a seek landed after the first wanted frame (nothing found).
+    """
+    import av
+
+    found: dict[int, np.ndarray] = {}
+    pending = wanted[::-1]  # pending[-1]: the next wanted index
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise VideoReadError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 25.0)
+        base = float(stream.time_base or 0) or 1.0 / fps
+        start_pts = stream.start_time or 0
+        seek = allow_seek and wanted[0] > 2 * fps
+        if seek:  # jump to the key frame before the first frame needed
+            container.seek(start_pts + int(wanted[0] / fps / base), stream=stream, backward=True, any_frame=False)
+        last: Any = None  # the last decoded frame, converted to RGB once, when first needed
+        last_rgb: np.ndarray | None = None
+        last_index = -1
+
+        def shown() -> np.ndarray:
+            nonlocal last_rgb
+            if last_rgb is None:
+                last_rgb = last.to_ndarray(format="rgb24")
+            return last_rgb
+
+        for frame in container.decode(stream):
+            index = last_index + 1 if frame.pts is None else int(round((frame.pts - start_pts) * base * fps))
+            if pending and pending[-1] < index:
+                if last is None:
+                    if seek:
+                        return found, True
+                    last, last_rgb = frame, None  # decoding from the start: nothing is shown before the first frame
+                while pending and pending[-1] < index:  # the frame before this one is the last at or before them
+                    found[pending.pop()] = shown()
+            if not pending:
+                break
+            last, last_rgb, last_index = frame, None, max(index, last_index)
+        while pending and last is not None and pending[-1] - last_index <= END_SLACK:  # the stream ended
+            found[pending.pop()] = shown()
+    return found, False
+
+
 def read_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> np.ndarray:
     """Decode the frames ``indices`` (0-based, any order, repeats allowed) of a video as RGB.
 
-    Seeks to the key frame before the first frame needed and stops after the last one, so a short clip of a long
-    video costs little; FFmpeg decodes with its own threads.
+    Frame ``i`` is the frame shown at time ``i / fps`` (``fps``: the stream's average rate, as in ``video_info``),
+    to half a frame: the last frame whose index ``round(timestamp * fps)`` is at most ``i``, so a variable-rate video,
+    or one with gaps in its timestamps, reads without holes (a constant-rate video: exactly its frame ``i``).
+
+    Seeks to the key frame before the first frame needed (when that is over two seconds in) and stops one frame after
+    the last one, so a short clip of a long video costs little; a seek that lands after the first frame needed (a
+    broken index) falls back to decoding from the start. FFmpeg decodes with its own threads
+    (``thread_type="AUTO"``); the container is always closed. Indices up to ``END_SLACK`` frames past the last
+    decoded frame read as the last frame.
 
     Returns:
         uint8 array (len(indices), H, W, 3).
 
     Raises:
-        VideoReadError: the file cannot be decoded or ends before a needed frame.
+        ValueError: ``indices`` is empty or has a negative index.
+        VideoReadError: the file cannot be opened or decoded, or ends before a needed frame.
     """
     import av
 
-    wanted = sorted(set(int(i) for i in indices))
+    wanted = sorted({int(i) for i in indices})
     if not wanted or wanted[0] < 0:
         raise ValueError(f"indices: expected non-negative frame indices, got {list(indices)[:8]}")
-    found: dict[int, np.ndarray] = {}
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            fps = float(stream.average_rate or stream.guessed_rate or 25.0)
-            base = float(stream.time_base)
-            start_pts = stream.start_time or 0
-            if wanted[0] > 2 * fps:  # worth seeking: jump to the key frame before the first frame needed
-                target = start_pts + int((wanted[0] / fps) / base)
-                container.seek(target, stream=stream, backward=True, any_frame=False)
-            last = wanted[-1]
-            for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else 0
-                index = int(round((pts - start_pts) * base * fps))
-                if index in wanted and index not in found:
-                    found[index] = frame.to_ndarray(format="rgb24")
-                if index >= last:
-                    break
+        found, overshot = _decode(str(path), wanted, allow_seek=True)
+        if overshot:
+            _LOG.debug("%s: seeking overshot frame %d; decoding from the start", path, wanted[0])
+            found, _ = _decode(str(path), wanted, allow_seek=False)
+    except VideoReadError:
+        raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as error:
         raise VideoReadError(f"{path}: cannot be decoded ({type(error).__name__}: {error})") from error
     missing = [i for i in wanted if i not in found]
@@ -386,6 +442,37 @@ class Kinetics(VideoDataset):
             names = list(classes)
         train = split == "train" if train is None else train
         super().__init__(videos, names, train=train, on_error=on_error, **kwargs)
+
+
+class VideoFolder(Kinetics):
+    """Any video classification set as class folders, ``root/{split}/{class}/*.mp4`` (also .avi, .mkv, .webm,
+    .mov): ``kinetics`` with ``layout="folder"``.
+
+    Args:
+        root: the dataset folder.
+        split: "train", "val" or "test".
+        classes: class names in label order (default: the sorted folder names of the split).
+        on_error: "raise" or "skip".
+        train: random clips with augmentation, or test views (default: ``split == "train"``).
+        **kwargs: sampling and transform options of ``VideoDataset``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        classes: Sequence[str] | None = None,
+        on_error: str = "raise",
+        train: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "layout" in kwargs:
+            raise TypeError(
+                f"layout: videofolder reads class folders only, got layout={kwargs['layout']!r}; "
+                "use kinetics for the csv and list layouts"
+            )
+        super().__init__(root, split, layout="folder", classes=classes, on_error=on_error, train=train, **kwargs)
 
 
 class UCF101(VideoDataset):

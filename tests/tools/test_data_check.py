@@ -1,0 +1,109 @@
+"""``glore data check ROOT``: real MPEG-4 files written with PyAV, broken ones among them, checked by the command
+run as a subprocess (several processes) and by ``check_video`` directly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glore.tools.data_check import check_video, decodable_frames
+
+av = pytest.importorskip("av")
+
+GLORE = Path(sys.executable).with_name("glore")
+
+
+def write_video(path: Path, frames: int = 40, fps: int = 10) -> Path:
+    """A 64x48 MPEG-4 video of random frames (a key frame every 10 frames)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        stream.codec_context.gop_size = 10
+        for _ in range(frames):
+            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def corrupt_middle(path: Path, first: int, last: int) -> None:
+    """Zero the packets of frames ``first`` to ``last`` in place (the container's index stays intact)."""
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    data = bytearray(path.read_bytes())
+    for pos, size in packets[first : last + 1]:
+        data[pos : pos + size] = bytes(size)
+    path.write_bytes(bytes(data))
+
+
+def glore_data_check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(GLORE), "data", "check", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """root/{train,val}/{jump,run}/: 8 readable videos of 40 frames."""
+    root = tmp_path_factory.mktemp("videos")
+    first = write_video(root / "train" / "jump" / "jump0.mp4")
+    for split in ("train", "val"):
+        for name in ("jump", "run"):
+            for k in range(2):
+                target = root / split / name / f"{name}{k}.mp4"
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(first.read_bytes())
+    return root
+
+
+def test_lists_the_unreadable_videos_with_several_processes(dataset, tmp_path):
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-r", str(dataset), str(root)], check=True)
+    good = root / "train" / "jump" / "jump0.mp4"
+    (root / "train" / "run" / "run1.mp4").write_bytes(b"not a video")
+    (root / "val" / "jump" / "jump1.mp4").write_bytes(good.read_bytes()[:400])  # truncated
+    (root / "val" / "notes.txt").write_text("not a video file: not checked")
+    result = glore_data_check(str(root), "--workers", "2")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        str(root / "train" / "run" / "run1.mp4"),
+        str(root / "val" / "jump" / "jump1.mp4"),
+    ]
+    assert "cannot be opened" in lines[0] and "cannot be opened" in lines[1]
+    assert "6 of 8 videos readable, 2 bad" in result.stderr
+
+
+def test_all_readable_exits_0_and_min_frames_flags_short_videos(dataset):
+    ok = glore_data_check(str(dataset), "--workers", "1")
+    assert ok.returncode == 0 and ok.stdout == "" and "8 of 8 videos readable, 0 bad" in ok.stderr
+    short = glore_data_check(str(dataset / "val"), "--min-frames", "41")
+    assert short.returncode == 1 and short.stdout.count("40 frames, fewer than --min-frames 41") == 4
+
+
+def test_bad_arguments_exit_2_naming_them(tmp_path, dataset):
+    missing = glore_data_check(str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    empty = glore_data_check(str(tmp_path))
+    assert empty.returncode == 2 and "no video files under" in empty.stderr
+    workers = glore_data_check(str(dataset), "--workers", "0")
+    assert workers.returncode == 2 and "--workers" in workers.stderr
+
+
+def test_a_corrupt_middle_is_found_only_by_a_full_decode(tmp_path):
+    path = write_video(tmp_path / "middle.mp4")
+    assert check_video(str(path)) is None and check_video(str(path), full=True) is None
+    assert decodable_frames(str(path)) == 40
+    corrupt_middle(path, 14, 18)
+    assert check_video(str(path)) is None  # the first frame, and the last one by seeking past the damage
+    reason = check_video(str(path), full=True)
+    assert reason is not None and "cannot be decoded" in reason
+    result = glore_data_check(str(tmp_path), "--full")
+    assert result.returncode == 1 and result.stdout.startswith(f"{path}: cannot be decoded")
