@@ -324,7 +324,7 @@ def test_nonlocal_blocks_go_at_the_same_positions():
     with torch.no_grad():
         for unit in (m for m in nonlocal_.modules() if isinstance(m, NonLocal)):
             torch.nn.init.normal_(unit.norm.weight)  # active blocks, so the 3-D attention really runs
-        assert nonlocal_(x).shape == (1, 1000)
+        assert nonlocal_(x).shape == (1, 400)  # num_classes not given: the video network's default
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -142,3 +142,31 @@ def test_save_pretrained_errors(tmp_path):
     bare = builder.GloreNet()
     with pytest.raises(RuntimeError, match="create_model"):
         bare.save_pretrained(tmp_path / "x")
+
+
+def test_headless_backbone_from_imagenet_weights(tmp_path):
+    state = torchvision_checkpoint("resnet18")
+    torch.save(state, tmp_path / "r18.pth")
+    model = create_model("resnet18", num_classes=0, glore="res4:1", pretrained=tmp_path / "r18.pth").eval()
+    assert isinstance(model.fc, torch.nn.Identity) and "fc.weight" not in model.state_dict()
+    assert torch.equal(model.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 512)  # pooled features
+
+
+def test_num_classes_given_with_a_saved_directory_is_applied(tmp_path):
+    model = create_model("resnet_small", num_classes=6)
+    model.save_pretrained(tmp_path / "s")
+    assert create_model(pretrained=tmp_path / "s").fc.out_features == 6  # not given: the saved count
+    rebuilt = create_model(pretrained=tmp_path / "s", num_classes=1000)  # 1000 was read as "not given"
+    assert rebuilt.fc.out_features == 1000 and rebuilt.model_config["num_classes"] == 1000
+    assert torch.equal(rebuilt.conv1.weight, model.conv1.weight)
+    headless = create_model(pretrained=tmp_path / "s", num_classes=0)
+    assert isinstance(headless.fc, torch.nn.Identity)
+
+
+def test_num_classes_not_given_is_the_networks_default():
+    with torch.device("meta"):
+        assert create_model("resnet18").model_config["num_classes"] == 1000
+        assert create_model("fcn_resnet_small").num_classes == 19
+        assert create_model("resnet_small_3d").model_config["num_classes"] == 400

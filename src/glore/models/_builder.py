@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 import os
 import typing
 from collections.abc import Mapping
@@ -22,7 +23,24 @@ from ._spec import GloreSpec, build_unit, check_glore_args, spec_to_config
 from ._stage import Stage
 from ._weights import WEIGHTS_FILE, load_pretrained, load_state_dict_file, read_pretrained_config, save_pretrained
 
-__all__ = ["GloreNet", "create_model"]
+__all__ = ["GloreNet", "create_model", "check_num_classes"]
+
+
+def check_num_classes(value: object) -> int:
+    """``value`` as an int if it is a valid class count (0: no classifier), else raise naming ``num_classes``.
+
+    Raises:
+        TypeError: ``value`` is not an integer (bools and floats are refused).
+        ValueError: ``value`` is negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"num_classes must be a non-negative integer (0: no classifier), got {value!r} of type "
+            f"{type(value).__name__}"
+        )
+    if value < 0:
+        raise ValueError(f"num_classes must be a non-negative integer (0: no classifier), got {value}")
+    return int(value)
 
 
 class GloreNet:
@@ -41,6 +59,7 @@ class GloreNet:
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
+        num_classes = check_num_classes(num_classes)
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if getattr(self, "model_config", None):
@@ -128,7 +147,7 @@ def _check_kwargs(name: str, fn: Any, kwargs: Mapping[str, Any]) -> None:
 def create_model(
     name: str | None = None,
     *,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     glore: GloreSpec = None,
     glore_args: Mapping[str, Any] | None = None,
     pretrained: str | os.PathLike[str] | None = None,
@@ -139,7 +158,9 @@ def create_model(
     Args:
         name: a name from :func:`list_models`; may be left out when ``pretrained`` is a directory written by
             ``save_pretrained`` (its config names the network).
-        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features).
+        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features). None (not
+            given): the network's own default (1000 for the ImageNet networks, 19 for the FCNs, 400 for the video
+            networks), or with a ``save_pretrained`` directory the saved network's count.
         glore: where to insert GloRe units: ``"res3:2,res4:3"``, ``{"res4": 3}``, ``{"layer3": [1, 3, 5]}``.
         glore_args: the units' options: ``num_nodes``, ``num_state``, ``normalize``, ``gcn_layers``, ``order``.
         pretrained: a torchvision-style checkpoint (a local ``.pth``/``.safetensors`` file or an http(s) URL) loaded
@@ -153,6 +174,8 @@ def create_model(
         ValueError: unknown model name (close matches listed), a bad spec, or weights that do not fit.
         TypeError: an unknown keyword argument (close matches listed).
     """
+    if num_classes is not None:
+        num_classes = check_num_classes(num_classes)
     if pretrained is not None and os.path.isdir(pretrained):
         config = read_pretrained_config(pretrained)
         if name is not None and name != config.get("name"):
@@ -168,15 +191,16 @@ def create_model(
         model = create_model(**config)
         state = load_state_dict_file(Path(pretrained) / WEIGHTS_FILE)
         load_pretrained(model, state, strict=True)
-        if num_classes not in (1000, config.get("num_classes")):
+        if num_classes is not None and num_classes != config.get("num_classes"):
             model.reset_classifier(num_classes)  # type: ignore[operator]
         return model
     if name is None:
         raise TypeError("create_model needs a model name (see list_models()) or pretrained=<save_pretrained dir>")
     fn = get_model_entrypoint(name)
     _check_kwargs(name, fn, kwargs)
-    config: dict[str, Any] = {"name": name, "num_classes": num_classes}
-    model = fn(num_classes=num_classes, glore=glore, glore_args=glore_args, **kwargs)
+    given = {} if num_classes is None else {"num_classes": num_classes}
+    model = fn(glore=glore, glore_args=glore_args, **given, **kwargs)
+    config: dict[str, Any] = {"name": name, "num_classes": int(getattr(model, "num_classes", num_classes))}
     spec = model.glore_spec() if isinstance(model, GloreNet) else {}
     config["glore"] = spec_to_config(spec)
     config["glore_args"] = dict(check_glore_args(glore_args)) or None

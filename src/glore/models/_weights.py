@@ -78,8 +78,9 @@ def load_pretrained(
 
     Every other key must match by name and shape: a torchvision ResNet/ResNeXt checkpoint loads into the glore
     network of the same depth. When only the classifier differs in shape (another ``num_classes``), it is kept
-    at its fresh init, with a warning, so ImageNet weights serve fine-tuning. BatchNorm ``num_batches_tracked``
-    counters, absent from older torchvision checkpoints, may be missing.
+    at its fresh init, with a warning, so ImageNet weights serve fine-tuning; a network without a classifier
+    (``num_classes=0``, a headless backbone) ignores the checkpoint's classifier keys. BatchNorm
+    ``num_batches_tracked`` counters, absent from older torchvision checkpoints, may be missing.
 
     Args:
         model: the network.
@@ -98,6 +99,10 @@ def load_pretrained(
     units = () if strict else tuple(_unit_prefixes(model))
     missing = [k for k in own if k not in state and not k.startswith(units) and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
+    head = classifier + "."
+    if not any(k.startswith(head) for k in own):  # headless: the checkpoint's classifier has nowhere to go
+        unexpected = [k for k in unexpected if not k.startswith(head)]
+        state = {k: v for k, v in state.items() if not k.startswith(head)}
     mismatched, skipped = [], []
     for key, value in state.items():
         if key in own and tuple(own[key].shape) != tuple(value.shape):
