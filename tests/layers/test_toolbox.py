@@ -164,6 +164,19 @@ def test_fuse_in_training_mode_raises() -> None:
     assert not unit.fused
 
 
+def test_fused_unit_refuses_training_mode() -> None:
+    unit = trained_like(GloRe(16)).eval().fuse()
+    model = nn.Sequential(nn.Conv2d(16, 16, 1), unit)
+    with pytest.raises(RuntimeError, match="fused unit is inference-only .* cannot go back to training mode"):
+        unit.train()
+    with pytest.raises(RuntimeError, match="fused unit is inference-only"):
+        model.train()
+    assert not unit.training
+    x = torch.randn(2, 16, 3, 3)
+    assert unit.eval() is unit and model.eval()(x).shape == x.shape  # eval stays allowed
+    assert unit.train(False) is unit
+
+
 def test_fuse_needs_batch_norm() -> None:
     unit = GloRe(16, norm_layer=lambda c: nn.GroupNorm(4, c)).eval()
     with pytest.raises(RuntimeError, match="needs a BatchNorm with running statistics"):

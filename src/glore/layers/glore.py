@@ -186,6 +186,21 @@ class GloRe(nn.Module):
             f"normalize={self.normalize}, order={self.order!r}, fused={self.fused}"
         )
 
+    def train(self, mode: bool = True) -> GloRe:
+        """Set training mode; refused for a fused unit, which is inference-only (see :meth:`fuse`).
+
+        Raises:
+            RuntimeError: ``mode`` is true and the unit is fused (its norm and W_g are folded away, so training
+                would train another function with no norm); the unit stays in eval mode.
+        """
+        if mode and self.fused:
+            raise RuntimeError(
+                "GloRe: a fused unit is inference-only (its BatchNorm and last W_g are folded into conv_extend) and "
+                "cannot go back to training mode; train the unfused network (rebuild it, or reload its weights) "
+                "and fuse again"
+            )
+        return super().train(mode)
+
     def macs(self, input_shape: Sequence[int]) -> dict[str, int]:
         """Multiply-adds of each product order for an input of ``input_shape`` (see :func:`glore_macs`)."""
         return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=self.fused)
