@@ -147,3 +147,26 @@ def test_run_report_has_profile_metrics_curves_and_projection_maps(tmp_path, tin
 
     plain = write_run_report(train_tiny(tmp_path, tiny_recipe, None).parent).read_text()
     assert "without GloRe units" in plain and "projection maps" not in plain
+
+
+def test_unit_views_of_a_dpn_unit_read_the_residual_path():
+    # A DPN unit takes the (resid, dense) pair and acts on the residual path: its views are of that path.
+    from glore.models import create_model
+
+    torch.manual_seed(0)
+    kwargs = dict(depths=(1, 1, 1, 1), increments=(4, 4, 4, 4), k_r=8, groups=2)
+    model = create_model("dpn68", num_classes=3, glore="res4:1", glore_args={"num_nodes": 5}, **kwargs)
+    unit = model.layer3.glore1
+    nn.init.constant_(unit.norm.weight, 0.5)
+    images = torch.randn(2, 3, 64, 64)
+    seen = {}
+    hook = model.layer3[0].register_forward_hook(lambda _m, _i, out: seen.__setitem__("pair", out))
+    views = unit_views(model, images)
+    hook.remove()
+    resid = seen["pair"][0]
+    assert list(views) == ["layer3.glore1"] and resid.shape[1] == unit.channels == 256
+    view = views["layer3.glore1"]
+    assert view.projection.shape == (2, 5, 4, 4)
+    with torch.no_grad():
+        assert np.allclose(view.projection, unit.projection(resid).numpy(), atol=1e-6)
+    assert np.all(view.residual_ratio > 0)

@@ -114,9 +114,14 @@ def unit_views(model: nn.Module, images: torch.Tensor, unit: str | None = None) 
             raise ValueError(f"unit must name one of the model's GloRe units {names}, got {unit!r}")
         units = [(name, module) for name, module in units if name == unit]
     captured: dict[str, torch.Tensor] = {}
+
+    def capture(name: str, args: tuple[Any, ...]) -> None:
+        x = args[0]
+        # A DPN unit (DualPathGloRe) takes the (resid, dense) pair and acts on the residual path only.
+        captured[name] = (x[0] if isinstance(x, (tuple, list)) else x).detach()
+
     hooks = [
-        module.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0].detach()))
-        for name, module in units
+        module.register_forward_pre_hook(lambda _m, args, name=name: capture(name, args)) for name, module in units
     ]
     model.eval()
     try:
