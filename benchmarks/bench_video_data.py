@@ -6,10 +6,14 @@
 Writes a 320x240, 30 fps MPEG-4 video (10 s) to a temporary folder, then times, in this process:
 - ``decode``: ``read_frames`` of one training clip (8 frames every 8 from a random start);
 - ``clip``: a whole training sample of ``glore.data.video.Kinetics`` (decode, short-side jitter 256-320, random 224
-  crop, flip, normalisation), i.e. what one DataLoader worker produces;
-- ``step``: a forward + backward + SGD step of the model on a batch of one 8 x 224 x 224 clip.
-It prints clips/s per worker, the step's clips/s, and their ratio: the number of workers that keep this machine's
-model step fed. For another device, divide its training clips/s by the clips/s per worker.
+  crop, flip, normalisation), i.e. what one DataLoader worker produces (timed with one torch thread, as in a worker);
+- ``view``: one test view (one of 10 clips x 3 crops, short side 256);
+- ``step``: a forward + backward + SGD step of the model (R50 + the five official GloRe units) on a batch of one
+  8 x 224 x 224 clip.
+Each is the median over the repeats of wall-clock time and of this process's CPU time (all its threads: FFmpeg
+decodes with several), so "clips/s per core" holds when all of a machine's cores are busy. It prints clips/s per
+worker, the step's clips/s, and their ratio: the number of workers that keep this machine's model step fed. For
+another device, divide its training clips/s by the clips/s per worker.
 """
 
 from __future__ import annotations
@@ -43,15 +47,16 @@ def write_video(path: Path, frames: int, fps: int = 30, size: tuple[int, int] = 
             container.mux(packet)
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
     fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -73,6 +78,7 @@ def main() -> None:
         video = root / "train" / "class0" / "clip.mp4"
         video.parent.mkdir(parents=True)
         write_video(video, args.frames)
+        (root / "val").symlink_to(root / "train")
         total, fps = video_info(video)
         random.seed(0)
 
@@ -80,9 +86,14 @@ def main() -> None:
             start = random.randint(0, total - 57)
             read_frames(video, sample_indices(total, 8, 8, start))
 
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a DataLoader worker, which torch runs with one thread
         data = Kinetics(root, "train", crop_size=args.size, short_side=(256, 320))
+        views = Kinetics(root, "val", crop_size=args.size, test_short_side=256)  # 10 clips x 3 crops
         decode_s = timed(decode, args.repeats * 4)
         clip_s = timed(lambda: data[0], args.repeats * 4)
+        view_s = timed(lambda: views[random.randrange(views.num_views)], args.repeats * 4)
+        torch.set_num_threads(threads)
 
     model = create_model(args.model, num_classes=400, glore="res3:2,res4:3", glore_args={"normalize": False})
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -95,12 +106,22 @@ def main() -> None:
         optimizer.step()
 
     step_s = timed(step, args.repeats)
-    print(f"video: {total} frames at {fps:g} fps, 320x240 MPEG-4; clip 8x8, crop {args.size}")
-    print(f"decode one clip            {decode_s * 1e3:8.1f} ms   {1 / decode_s:7.1f} clips/s per worker")
-    print(f"decode + augment (sample)  {clip_s * 1e3:8.1f} ms   {1 / clip_s:7.1f} clips/s per worker")
-    print(f"{args.model} + 5 GloRe train step {step_s * 1e3:8.1f} ms   {1 / step_s:7.1f} clips/s")
-    print(f"ratio: one worker produces {step_s / clip_s:.1f}x the clips this machine's model step consumes")
-    print(f"workers needed for a device training at R clips/s: R / {1 / clip_s:.1f}")
+    print(
+        f"video: {total} frames at {fps:g} fps, 320x240 MPEG-4; clip 8x8, crop {args.size}; torch threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(f"{'':34s} {'wall ms':>9s} {'clips/s':>8s} {'CPU ms':>9s} {'clips/s/core':>12s}")
+    rows = [
+        ("decode one training clip", decode_s),
+        ("training sample (decode + augment)", clip_s),
+        ("test view (decode + resize + crop)", view_s),
+        (f"{args.model} + 5 GloRe train step", step_s),
+    ]
+    for name, (wall, cpu) in rows:
+        print(f"{name:34s} {wall * 1e3:9.1f} {1 / wall:8.1f} {cpu * 1e3:9.1f} {1 / cpu:12.1f}")
+    print(f"ratio (wall): one worker produces {step_s[0] / clip_s[0]:.0f}x the clips this machine's step consumes")
+    print(f"ratio (CPU):  one core of loading feeds {step_s[1] / clip_s[1]:.0f} cores of training steps")
+    print(f"workers for a device training at R clips/s: R / {1 / clip_s[0]:.0f} (wall), R / {1 / clip_s[1]:.0f} (CPU)")
 
 
 if __name__ == "__main__":

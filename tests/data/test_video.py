@@ -4,6 +4,7 @@ videos and the synthetic relational_video data (``glore data check``: tests/tool
 from __future__ import annotations
 
 import csv
+import random
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -229,6 +230,38 @@ def test_a_broken_video_is_named_or_skipped_and_counted(tmp_path, video):
     assert batch.skipped == 2 and batch.inputs.shape[0] == 2
     short = create_dataset("kinetics", tmp_path, "val", min_frames=50, on_error="skip", **dataset_kwargs())
     assert short[0] is None
+
+
+def test_test_crops_are_the_left_centre_and_right_of_the_resized_frames():
+    """The crop-then-resize of the dataset against resize-then-crop in float, away from the crops' borders."""
+    from glore.data.video import VideoDataset
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)  # (T, H, W, 3)
+    data = VideoDataset(
+        [("unused.mp4", 0)],
+        ["a"],
+        train=False,
+        crop_size=64,
+        short_side=(96, 96),
+        test_short_side=96,
+        num_crops=3,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+    )
+    whole = torch.from_numpy(frames).permute(0, 3, 1, 2).double()  # (T, H, W, 3) -> (T, 3, H, W)
+    resized = torch.nn.functional.interpolate(whole, size=(96, 128), mode="bilinear", align_corners=False)
+    for crop, left in enumerate([0, 32, 64]):
+        expected = resized[:, :, 16:80, left : left + 64].permute(1, 0, 2, 3)  # (T, 3, h, w) -> (3, T, h, w)
+        got = data._transform(frames, crop).double() * 255
+        assert got.shape == (3, 3, 64, 64)
+        error = (got - expected)[..., 1:-1, 1:-1].abs()  # a shift by one pixel would be tens of levels off
+        assert error.max() < 1.001 and error.mean() < 0.5  # uint8 fixed-point interpolation: under one level
+    train = VideoDataset([("unused.mp4", 0)], ["a"], crop_size=32, short_side=(48, 60), hflip=1.0)
+    kept = VideoDataset([("unused.mp4", 0)], ["a"], crop_size=32, short_side=(48, 60), hflip=0.0)
+    random.seed(3)
+    flipped = train._transform(frames, 0)
+    random.seed(3)
+    assert torch.equal(flipped, kept._transform(frames, 0).flip(-1))
 
 
 def test_videofolder_reads_class_folders_only(tmp_path, video):

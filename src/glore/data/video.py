@@ -271,8 +271,8 @@ class VideoDataset(Dataset):
         self.num_clips, self.num_crops = num_clips, num_crops
         self.crop_size, self.short_side, self.test_short_side = crop_size, tuple(short_side), test_short_side
         self.hflip = hflip
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
         self.on_error = check_on_error(on_error)
         self.min_frames = min_frames
         self.transform = transform
@@ -307,9 +307,13 @@ class VideoDataset(Dataset):
         return read_frames(path, sample_indices(total, self.num_frames, self.interval, start))
 
     def _transform(self, frames: np.ndarray, crop: int) -> torch.Tensor:
-        """Resize the short side, crop ``crop_size`` and normalise: done as one crop of the source frames followed
-        by one resize of that crop: resize-then-crop up to interpolation at the crop's border and the rounding of the
-        box, for a fraction of the work (only the crop is converted and resized)."""
+        """Resize the short side, crop ``crop_size``, flip and normalise.
+
+        Done as one crop of the source frames followed by one resize of that crop (resize-then-crop up to
+        interpolation at the crop's border and the rounding of the box), on uint8 pixels in channels-last memory
+        (torch's fast path, a fifth of the float path's time), then one conversion to float in the (3, T, H, W)
+        layout and an in-place normalisation. Random draws, in order: short side, crop corner, flip.
+        """
         t, h, w, _ = frames.shape
         size = self.crop_size
         short = random.randint(self.short_side[0], self.short_side[1]) if self.train else self.test_short_side
@@ -324,12 +328,14 @@ class VideoDataset(Dataset):
         else:
             y, x = [0, (h - box) // 2, h - box][crop], (w - box) // 2
         region = torch.from_numpy(np.ascontiguousarray(frames[:, y : y + box, x : x + box]))  # (T, box, box, 3)
-        clip = region.permute(0, 3, 1, 2).float().div_(255)  # (T, box, box, 3) -> (T, 3, box, box)
-        clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=box > size)
+        clip = region.permute(0, 3, 1, 2)  # (T, box, box, 3) -> (T, 3, box, box), channels-last memory
+        if box != size:
+            clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=box > size)
         if self.train and random.random() < self.hflip:
             clip = clip.flip(-1)
-        clip = (clip - self.mean) / self.std
-        return clip.permute(1, 0, 2, 3).contiguous()  # (T, 3, H, W) -> (3, T, H, W)
+        out = torch.empty((3, t, size, size), dtype=torch.float32)
+        out.copy_(clip.permute(1, 0, 2, 3))  # (T, 3, H, W) -> (3, T, H, W), uint8 -> float
+        return out.div_(255).sub_(self.mean).div_(self.std)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, Any]] | None:
         video, view = divmod(index, self.num_views)
