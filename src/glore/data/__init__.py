@@ -143,7 +143,8 @@ def create_dataset(
             ``num_samples``, ``image_size``, ``seed``, ``num_shapes``, ``num_distractors``, ``object_size``,
             ``min_distance``, ``noise``; cityscapes ``instances``; segfolder ``ignore_index``, ``classes_file``;
             relational_seg ``num_samples``, ``image_size``, ``seed``, ``rule``, ``num_classes``, ``num_blobs``,
-            ``blob_size``, ``marker_size``, ``min_distance``, ``noise``.
+            ``blob_size``, ``marker_size``, ``min_distance``, ``noise``; the video datasets (kinetics, videofolder,
+            ucf101, hmdb51, relational_video) the sampling options of ``glore.data.video.VideoDataset`` (see there).
 
     The segmentation datasets (cityscapes, segfolder, relational_seg) return ``(image, mask, meta)`` instead: a
     normalised float tensor (3, H, W), an int64 mask (H, W) of class indices and ``ignore_index`` (255), and a meta
