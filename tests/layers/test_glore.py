@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from glore.layers import GloRe, GraphConv, convert_official_state_dict, glore_macs
+from glore.layers import GloRe, GraphConv, NonLocal, SqueezeExcite, convert_official_state_dict, glore_macs
 
 SPATIAL = {1: (7,), 2: (3, 5), 3: (2, 3, 4), 4: (2, 2, 3, 2)}
 
@@ -374,3 +374,25 @@ def test_default_widths() -> None:
     assert (unit.num_nodes, unit.num_state) == (16, 32)
     assert GloRe(2).num_nodes == 1  # never zero nodes
     assert math.isclose(unit.macs((1, 64, 1))["direct"], glore_macs((1, 64, 1), 16, 32)["direct"])
+
+
+@pytest.mark.parametrize("module", [GloRe(8), NonLocal(8), SqueezeExcite(8)], ids=["glore", "nonlocal", "se"])
+def test_input_dtype_must_match_the_parameters(module: nn.Module) -> None:
+    x = torch.randn(2, 8, 4, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"input x is torch\.float64 but the module's parameters are torch\.float32"):
+        module(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="never casts float64"):
+        module(x)
+    assert module.double()(x).dtype == torch.float64  # float64 is accepted with float64 parameters
+    module.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast mixes dtypes on purpose
+        assert module(x.to(torch.bfloat16)).shape == x.shape
+
+
+def test_macs_refuses_another_channel_count() -> None:
+    unit = GloRe(64)
+    with pytest.raises(ValueError, match=r"input_shape must be \(n, 64, \*spatial\) .* got \(2, 32, 7, 7\)"):
+        unit.macs((2, 32, 7, 7))
+    with pytest.raises(ValueError, match=r"got \(2, 64\)"):
+        unit.macs((2, 64))
+    assert unit.macs((2, 64, 7, 7)) == glore_macs((2, 64, 7, 7), 16, 32)

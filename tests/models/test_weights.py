@@ -10,7 +10,7 @@ import torch
 
 from glore.layers import GloRe
 from glore.models import _builder as builder
-from glore.models import create_model
+from glore.models import create_model, load_pretrained
 
 TORCHVISION_KEYS = json.loads((Path(__file__).parent / "torchvision_resnet_keys.json").read_text())
 
@@ -170,3 +170,88 @@ def test_num_classes_not_given_is_the_networks_default():
         assert create_model("resnet18").model_config["num_classes"] == 1000
         assert create_model("fcn_resnet_small").num_classes == 19
         assert create_model("resnet_small_3d").model_config["num_classes"] == 400
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Errors that name the argument or the file.
+
+
+@pytest.mark.parametrize("value", [True, 3, ["a.pth"]])
+def test_pretrained_must_be_a_path_or_url(value):
+    with pytest.raises(TypeError, match=r"pretrained must be a checkpoint file's path, an http\(s\) URL or a save"):
+        create_model("resnet_small", pretrained=value)
+
+
+def test_pretrained_url_while_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # no cached copy; nothing written to the home folder
+    with pytest.raises(ValueError, match=r"pretrained: cannot download 'http://127\.0\.0\.1:9/x\.pth' \(.*\); check"):
+        create_model("resnet_small", pretrained="http://127.0.0.1:9/x.pth")
+
+
+def test_unreadable_pretrained_files_are_named(tmp_path):
+    text = tmp_path / "README.pth"
+    text.write_text("# not a checkpoint\n")
+    whole = tmp_path / "whole.pth"
+    torch.save(torchvision_checkpoint("resnet18"), whole)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(64)}, tmp_path / "full.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((tmp_path / "full.safetensors").read_bytes()[:-100])
+    for path in (text, truncated, empty, cut):
+        with pytest.raises(ValueError, match=rf"pretrained: '{path}' is not a readable checkpoint"):
+            create_model("resnet18", pretrained=path)
+    saved = create_model("resnet_small").save_pretrained(tmp_path / "dir")
+    (saved / "model.safetensors").write_bytes(b"{}")
+    with pytest.raises(ValueError, match="model.safetensors' is not a readable checkpoint"):
+        create_model(pretrained=saved)
+
+
+def test_another_architecture_or_class_count_names_the_first_keys(tmp_path):
+    with torch.device("meta"):
+        dpn = create_model("dpn68", num_classes=10)
+    state = {k: torch.zeros(v.shape) for k, v in dpn.state_dict().items()}
+    resnet = create_model("resnet_small")
+    own = resnet.state_dict()
+    with pytest.raises(ValueError) as info:
+        load_pretrained(resnet, state)
+    message = str(info.value)
+    common = len(set(state) & set(own))
+    assert 0 < 2 * common < len(own)
+    assert f"do not fit ResNet; only {common} of its {len(own)} keys are in the checkpoint: a checkpoint of" in message
+    assert "unexpected keys" in message and "layer1.0.proj.bn.weight" in message and "more)" in message
+    assert "conv1.weight: checkpoint (10, 3, 3, 3) vs model (32, 3, 3, 3)" in message
+    # A glore checkpoint's class count is part of its architecture: strict loading refuses another one.
+    small = create_model("resnet_small", num_classes=10)
+    with pytest.raises(ValueError, match=r"fc\.weight: checkpoint \(10, 256\) vs model \(5, 256\)"):
+        load_pretrained(create_model("resnet_small", num_classes=5), small.state_dict(), strict=True)
+    torch.save(small.state_dict(), tmp_path / "s.pth")
+    with pytest.raises(ValueError, match=r"pretrained weights from '.*s\.pth' do not fit ResNet"):
+        create_model("resnet18", pretrained=tmp_path / "s.pth")
+
+
+@pytest.mark.parametrize(
+    "value,error,pattern",
+    [
+        (-1, ValueError, r"num_classes must be a non-negative integer \(0: no classifier\), got -1"),
+        (2.5, TypeError, r"num_classes must be a non-negative integer .* got 2\.5 of type float"),
+        ("10", TypeError, r"num_classes must be a non-negative integer .* got '10' of type str"),
+        (True, TypeError, r"got True of type bool"),
+    ],
+)
+def test_bad_num_classes(value, error, pattern):
+    with pytest.raises(error, match=pattern):
+        create_model("resnet_small", num_classes=value)
+    with pytest.raises(error, match=pattern):
+        create_model("resnet_small").reset_classifier(value)
+
+
+def test_glore_args_without_a_spec_are_refused():
+    for glore in (None, "", {}):
+        with pytest.raises(ValueError, match=r"glore_args \{'num_nodes': 8\} given but glore=.* inserts no units"):
+            create_model("resnet_small", glore=glore, glore_args={"num_nodes": 8})
+    assert create_model("resnet_small", glore_args={}).model_config["glore_args"] is None  # empty is no options

@@ -202,7 +202,17 @@ class GloRe(nn.Module):
         return super().train(mode)
 
     def macs(self, input_shape: Sequence[int]) -> dict[str, int]:
-        """Multiply-adds of each product order for an input of ``input_shape`` (see :func:`glore_macs`)."""
+        """Multiply-adds of each product order for an input of ``input_shape`` (see :func:`glore_macs`).
+
+        Raises:
+            ValueError: ``input_shape`` is not (n, C, *spatial) with this unit's C channels.
+        """
+        shape = tuple(input_shape)
+        if len(shape) < 3 or shape[1] != self.channels:
+            raise ValueError(
+                f"GloRe.macs: input_shape must be (n, {self.channels}, *spatial) for this unit of {self.channels} "
+                f"channels, got {shape}"
+            )
         return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=self.fused)
 
     def resolve_order(self, input_shape: Sequence[int]) -> str:
@@ -224,7 +234,7 @@ class GloRe(nn.Module):
 
     def projection(self, x: torch.Tensor) -> torch.Tensor:
         """The N projection maps ``B = W_b X + b_b``, shaped like the input: (n, N, *spatial)."""
-        check_feature_input(type(self).__name__, x, self.channels)
+        check_feature_input(type(self).__name__, x, self.channels, self.conv_proj.weight.dtype)
         n = x.shape[0]
         # (n, C, *spatial) -> (n, C, L) -> (n, N, L) -> (n, N, *spatial)
         return self._project(x.flatten(2)).reshape(n, self.num_nodes, *x.shape[2:])
@@ -319,7 +329,7 @@ class GloRe(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (n, C, *spatial), any number >= 1 of spatial dims. Returns: the same shape."""
-        check_feature_input(type(self).__name__, x, self.channels)
+        check_feature_input(type(self).__name__, x, self.channels, self.conv_proj.weight.dtype)
         n, c = x.shape[:2]
         x_flat = x.flatten(2)  # (n, C, *spatial) -> (n, C, L); a view, also for channels_last input
         out = self._branch(x_flat, add_input=True)
@@ -327,7 +337,7 @@ class GloRe(nn.Module):
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """What the unit adds to its input, ``BN(W_e Y)``, shaped like the input."""
-        check_feature_input(type(self).__name__, x, self.channels)
+        check_feature_input(type(self).__name__, x, self.channels, self.conv_proj.weight.dtype)
         return self._branch(x.flatten(2), add_input=False).reshape(x.shape)
 
     @torch.no_grad()

@@ -51,16 +51,22 @@ def check_positive_int(name: str, value: object, *, allow_none: bool = False) ->
     return int(value)
 
 
-def check_feature_input(module_name: str, x: object, channels: int) -> None:
+def check_feature_input(module_name: str, x: object, channels: int, dtype: torch.dtype | None = None) -> None:
     """Check that ``x`` is a floating tensor of shape (n, channels, *spatial) with at least one spatial dim.
+
+    Any floating dtype (float16, bfloat16, float32, float64) is accepted when the module's parameters have the
+    same one; another dtype only under ``torch.autocast`` (which casts float16/bfloat16/float32 inputs, never
+    float64).
 
     Args:
         module_name: the module's class name, used in the error message.
         x: the forward input.
         channels: the channel count the module was built for.
+        dtype: the module's parameter dtype; None skips the dtype check.
 
     Raises:
-        TypeError: ``x`` is not a tensor or not floating point.
+        TypeError: ``x`` is not a tensor, not floating point, or of another dtype than the parameters (outside
+            autocast, or float64 under it).
         ValueError: ``x`` has fewer than 3 dims or the wrong channel count.
     """
     if not isinstance(x, torch.Tensor):
@@ -70,6 +76,14 @@ def check_feature_input(module_name: str, x: object, channels: int) -> None:
             f"{module_name} input x must be a floating-point tensor (float16, bfloat16, float32 or float64), "
             f"got {x.dtype}"
         )
+    if dtype is not None and x.dtype != dtype:
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if not autocast or x.dtype == torch.float64:
+            raise TypeError(
+                f"{module_name} input x is {x.dtype} but the module's parameters are {dtype}: convert the module "
+                f"(module.to({x.dtype})) or the input (x.to({dtype})); mixed dtypes work only under torch.autocast, "
+                f"which never casts float64"
+            )
     if x.dim() < 3:
         raise ValueError(
             f"{module_name} input x must have shape (n, {channels}, *spatial) with at least one spatial dim, "

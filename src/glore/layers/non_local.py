@@ -70,7 +70,7 @@ class NonLocal(nn.Module):
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """What the block adds to its input, shaped like the input."""
-        check_feature_input(type(self).__name__, x, self.channels)
+        check_feature_input(type(self).__name__, x, self.channels, self.theta.weight.dtype)
         x_flat = x.flatten(2)  # (n, C, L)
         context = (self._pool(x) if self.subsample else x).flatten(2)  # (n, C, L')
         # Attention as (n, 1, L, i) queries against (n, 1, L', i) keys and values; scale 1 is the embedded

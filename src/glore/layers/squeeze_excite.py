@@ -50,7 +50,7 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (n, C, *spatial). Returns: the same shape."""
-        check_feature_input(type(self).__name__, x, self.channels)
+        check_feature_input(type(self).__name__, x, self.channels, self.fc1.weight.dtype)
         # (n, C, *spatial) -> (n, C, 1)
         squeezed = x.flatten(2).mean(-1, keepdim=True)
         # (n, C, 1) -> (n, rd, 1) -> (n, C, 1) -> (n, C, 1, ..., 1)

@@ -171,11 +171,20 @@ def create_model(
         The network, in training mode, with ``model_config`` set.
 
     Raises:
-        ValueError: unknown model name (close matches listed), a bad spec, or weights that do not fit.
-        TypeError: an unknown keyword argument (close matches listed).
+        ValueError: unknown model name (close matches listed), a bad spec, ``glore_args`` without units, a negative
+            ``num_classes``, weights that cannot be read or downloaded or that do not fit (keys listed).
+        TypeError: an unknown keyword argument (close matches listed), ``pretrained`` not a path or URL
+            (``True``), ``num_classes`` not an integer.
+        FileNotFoundError: ``pretrained`` names no file.
     """
     if num_classes is not None:
         num_classes = check_num_classes(num_classes)
+    if pretrained is not None and (isinstance(pretrained, bool) or not isinstance(pretrained, str | os.PathLike)):
+        raise TypeError(
+            f"pretrained must be a checkpoint file's path, an http(s) URL or a save_pretrained directory (glore "
+            f"names no built-in weights, so True is not accepted), got {pretrained!r} of type "
+            f"{type(pretrained).__name__}"
+        )
     if pretrained is not None and os.path.isdir(pretrained):
         config = read_pretrained_config(pretrained)
         if name is not None and name != config.get("name"):
@@ -198,6 +207,11 @@ def create_model(
         raise TypeError("create_model needs a model name (see list_models()) or pretrained=<save_pretrained dir>")
     fn = get_model_entrypoint(name)
     _check_kwargs(name, fn, kwargs)
+    if isinstance(glore_args, Mapping) and glore_args and not glore:
+        raise ValueError(
+            f"glore_args {dict(glore_args)} given but glore={glore!r} inserts no units for them to configure; give "
+            f"a spec (glore='res4:1') or leave glore_args out"
+        )
     given = {} if num_classes is None else {"num_classes": num_classes}
     model = fn(glore=glore, glore_args=glore_args, **given, **kwargs)
     config: dict[str, Any] = {"name": name, "num_classes": int(getattr(model, "num_classes", num_classes))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,17 +36,37 @@ def load_state_dict_file(source: str | os.PathLike[str]) -> dict[str, torch.Tens
     ``"model"``, ``"state_dict"`` or ``"model_state_dict"`` is unwrapped, and a ``module.`` prefix (from
     DataParallel) is removed.
     """
+    from safetensors import SafetensorError
+
     src = os.fspath(source)
+    unreadable = (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, SafetensorError)
     if src.startswith(("http://", "https://")):
-        state: Any = torch.hub.load_state_dict_from_url(src, map_location="cpu", weights_only=True)
+        try:
+            state: Any = torch.hub.load_state_dict_from_url(src, map_location="cpu", weights_only=True)
+        except OSError as error:  # URLError, HTTPError, timeouts: offline or a wrong address
+            reason = getattr(error, "reason", None) or error
+            raise ValueError(
+                f"pretrained: cannot download {src!r} ({reason}); check the address and the network, or download "
+                f"the file elsewhere and pass its local path"
+            ) from None
+        except unreadable as error:
+            raise ValueError(f"pretrained: {src!r} is not a readable checkpoint ({_first_line(error)})") from None
     elif not os.path.isfile(src):
         raise FileNotFoundError(f"pretrained: no such file or directory {src!r} (expected a checkpoint or a URL)")
-    elif src.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(src)
     else:
-        state = torch.load(src, map_location="cpu", weights_only=True)
+        try:
+            if src.endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                state = load_file(src)
+            else:
+                state = torch.load(src, map_location="cpu", weights_only=True)
+        except unreadable as error:
+            raise ValueError(
+                f"pretrained: {src!r} is not a readable checkpoint: expected a torch.save file (read with "
+                f"weights_only=True) or a .safetensors file, but reading it failed ({_first_line(error)}); a text "
+                f"file, a truncated download or an HTML error page saved under the checkpoint's name look like this"
+            ) from None
     if isinstance(state, Mapping):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(state.get(key), Mapping):
@@ -56,6 +77,11 @@ def load_state_dict_file(source: str | os.PathLike[str]) -> dict[str, torch.Tens
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def _unit_prefixes(model: nn.Module) -> list[str]:
@@ -85,7 +111,8 @@ def load_pretrained(
     Args:
         model: the network.
         source: a state dict, a file path or an http(s) URL.
-        strict: also require the units' keys (for checkpoints written by glore itself).
+        strict: also require the units' keys and the classifier's shape (for checkpoints written by glore
+            itself, whose class count is part of the architecture).
         classifier: the classifier module's name, whose shape may differ.
 
     Returns:
@@ -106,13 +133,20 @@ def load_pretrained(
     mismatched, skipped = [], []
     for key, value in state.items():
         if key in own and tuple(own[key].shape) != tuple(value.shape):
-            if key.startswith(classifier + "."):
+            if key.startswith(head) and not strict:
                 skipped.append(key)
             else:
                 mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}")
     if missing or unexpected or mismatched:
+        origin = "" if isinstance(source, Mapping) else f" from {os.fspath(source)!r}"
+        common = sum(1 for k in state if k in own)
+        hint = (
+            f"; only {common} of its {len(own)} keys are in the checkpoint: a checkpoint of another architecture?"
+            if 2 * common < len(own)
+            else ""
+        )
         raise ValueError(
-            f"pretrained weights do not fit {type(model).__name__}"
+            f"pretrained weights{origin} do not fit {type(model).__name__}{hint}"
             + (_listing("missing keys", missing) if missing else "")
             + (_listing("unexpected keys", unexpected) if unexpected else "")
             + (_listing("shape mismatches", mismatched) if mismatched else "")

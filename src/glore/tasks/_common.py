@@ -36,7 +36,9 @@ def build_zoo_model(config: Config, train_dataset: Dataset, **extra: Any) -> nn.
     kwargs = {**m.kwargs, **extra}
     if m.pretrained is not None:
         kwargs["pretrained"] = m.pretrained
-    return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=m.glore_args or None, **kwargs)
+    # model.glore=null is the documented baseline switch: the recipe's unit options then have no units to configure.
+    glore_args = (m.glore_args or None) if m.glore else None
+    return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=glore_args, **kwargs)
 
 
 def resolve_task_args(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

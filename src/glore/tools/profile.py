@@ -390,7 +390,8 @@ def run(args: argparse.Namespace) -> int:
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     size = args.input_size if args.input_size is not None else args.input
-    prof = profile(args.name, glore=args.glore, glore_args=glore_args or None, input_size=size, **kwargs)
+    unit_args = (glore_args or None) if args.glore else None  # --order/--nodes/--state need units (--glore)
+    prof = profile(args.name, glore=args.glore, glore_args=unit_args, input_size=size, **kwargs)
     if args.json:
         print(json.dumps({**prof.__dict__, "total_params": prof.total_params, "total_macs": prof.total_macs}))
     else:
