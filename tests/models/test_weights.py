@@ -255,3 +255,25 @@ def test_glore_args_without_a_spec_are_refused():
         with pytest.raises(ValueError, match=r"glore_args \{'num_nodes': 8\} given but glore=.* inserts no units"):
             create_model("resnet_small", glore=glore, glore_args={"num_nodes": 8})
     assert create_model("resnet_small", glore_args={}).model_config["glore_args"] is None  # empty is no options
+
+
+def test_save_pretrained_writes_atomically(tmp_path, monkeypatch):
+    import os
+
+    import safetensors.torch
+
+    model = create_model("resnet_small", num_classes=4)
+    out = model.save_pretrained(tmp_path / "s")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all((p.stat().st_mode & 0o777) == (0o666 & ~umask) for p in out.iterdir())  # not mkstemp's 0600
+
+    def failing_save(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        create_model("resnet_small", num_classes=4).save_pretrained(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old files intact, no temporary left
