@@ -14,7 +14,7 @@ from glore.engine import load_checkpoint
     ("task", "header", "glore_label"),
     [
         ("segmentation", "| model | head | test miou | test pixel acc | best val miou |", "| glore | glore |"),
-        ("video", "| model | GloRe units | test video top1 | test clip top1 |", "| glore | res4:1 |"),
+        ("video", "| model | GloRe units | test video top1 | test clip top1 |", "| glore | res3:1,res4:1 |"),
     ],
 )
 def test_task_demo_quick(tmp_path, capsys, task, header, glore_label):
