@@ -4,7 +4,8 @@
     python benchmarks/bench_video_data.py [--frames 300] [--model resnet50_3d] [--size 224] [--repeats 5]
 
 Writes a 320x240, 30 fps MPEG-4 video (10 s) to a temporary folder, then times, in this process:
-- ``decode``: ``read_frames`` of one training clip (8 frames every 8 from a random start);
+- ``decode``: ``read_frames`` of one training clip (8 frames every 8 from a random start), with FFmpeg's threads
+  (the default) and with one thread (``decode_threads=1``);
 - ``clip``: a whole training sample of ``glore.data.video.Kinetics`` (decode, short-side jitter 256-320, random 224
   crop, flip, normalisation), i.e. what one DataLoader worker produces (timed with one torch thread, as in a worker);
 - ``view``: one test view (one of 10 clips x 3 crops, short side 256);
@@ -99,15 +100,16 @@ def main() -> None:
         kbits = video.stat().st_size * 8 / 1000 / (total / fps)
         random.seed(0)
 
-        def decode() -> None:
+        def decode(threads: int = 0) -> None:
             start = random.randint(0, total - 57)
-            read_frames(video, sample_indices(total, 8, 8, start))
+            read_frames(video, sample_indices(total, 8, 8, start), threads=threads)
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as in a DataLoader worker, which torch runs with one thread
         data = Kinetics(root, "train", crop_size=args.size, short_side=(256, 320))
         views = Kinetics(root, "val", crop_size=args.size, test_short_side=256)  # 10 clips x 3 crops
         decode_s = timed(decode, args.repeats * 4)
+        decode1_s = timed(lambda: decode(threads=1), args.repeats * 4)
         clip_s = timed(lambda: data[0], args.repeats * 4)
         view_s = timed(lambda: views[random.randrange(views.num_views)], args.repeats * 4)
         torch.set_num_threads(threads)
@@ -130,6 +132,7 @@ def main() -> None:
     print(f"{'':34s} {'wall ms':>9s} {'clips/s':>8s} {'CPU ms':>9s} {'clips/s/core':>12s}")
     rows = [
         ("decode one training clip", decode_s),
+        ("  the same, decode_threads=1", decode1_s),
         ("training sample (decode + augment)", clip_s),
         ("test view (decode + resize + crop)", view_s),
         (f"{args.model} + 5 GloRe train step", step_s),

@@ -56,6 +56,13 @@ def test_info_and_decoded_indices(video):
         read_frames(video, [39, 45])
 
 
+def test_decoding_threads_give_the_same_frames(video):
+    wanted = [33, 2, 17, 39]
+    assert levels(read_frames(video, wanted, threads=1)) == levels(read_frames(video, wanted, threads=2)) == wanted
+    with pytest.raises(ValueError, match="threads: expected an int >= 0"):
+        read_frames(video, wanted, threads=-1)
+
+
 def test_the_end_of_a_video_within_the_slack_reads_as_its_last_frame(video):
     assert END_SLACK == 3
     assert levels(read_frames(video, [38, 40, 42])) == [38, 39, 39]  # the container may count frames that never come
