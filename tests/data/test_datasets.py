@@ -18,10 +18,15 @@ def test_list_datasets() -> None:
         "cifar100",
         "cityscapes",
         "cub200",
+        "hmdb51",
         "imagefolder",
+        "kinetics",
         "relational",
         "relational_seg",
+        "relational_video",
         "segfolder",
+        "ucf101",
+        "videofolder",
     ]
 
 
