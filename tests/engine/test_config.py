@@ -59,7 +59,10 @@ def test_string_values_stay_strings(tmp_path):
     ("override", "message"),
     [
         ("optim.lrr=0.1", "unknown key 'optim.lrr'; valid keys in 'optim': name, lr, momentum"),
-        ("optimizer.lr=0.1", "valid keys at the top level: task, task_args, model, data, optim, schedule, train, output"),
+        (
+            "optimizer.lr=0.1",
+            "valid keys at the top level: task, task_args, model, data, optim, schedule, train, output",
+        ),
         ("optim.lr=fast", "optim.lr: expected float, got str 'fast'"),
         ("train.epochs=1.5", "train.epochs: expected int, got float 1.5"),
         ("train.amp=fp8", "train.amp: expected one of 'none', 'bfloat16', 'float16'"),
