@@ -499,16 +499,11 @@ class VideoFolder(Kinetics):
         super().__init__(root, split, layout="folder", classes=classes, on_error=on_error, train=train, **kwargs)
 
 
-class UCF101(VideoDataset):
-    """UCF101 with its official split files (``root/ucfTrainTestlist/``; videos under ``root/UCF-101/`` or ``root``).
+class _OfficialSplits(VideoDataset):
+    """A dataset read from official split files: ``split`` "train" or "test" ("val" means "test") of ``fold`` 1-3;
+    subclasses read their files in ``_read``."""
 
-    Args:
-        root: the dataset folder.
-        split: "train" or "test" ("val" means "test").
-        fold: which of the three official splits, 1 to 3.
-        on_error: "raise" or "skip".
-        **kwargs: options of ``VideoDataset``.
-    """
+    name = ""
 
     def __init__(
         self,
@@ -520,10 +515,31 @@ class UCF101(VideoDataset):
         train: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        root = Path(root)
-        split = check_split(split, {"train": "train", "val": "test", "test": "test"}, "ucf101")
+        split = check_split(split, {"train": "train", "val": "test", "test": "test"}, self.name)
         if fold not in (1, 2, 3):
             raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
+        videos, classes = self._read(Path(root), split, fold)
+        train = split == "train" if train is None else train
+        super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
+
+    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
+        raise NotImplementedError
+
+
+class UCF101(_OfficialSplits):
+    """UCF101 with its official split files (``root/ucfTrainTestlist/``; videos under ``root/UCF-101/`` or ``root``).
+
+    Args:
+        root: the dataset folder.
+        split: "train" or "test" ("val" means "test").
+        fold: which of the three official splits, 1 to 3.
+        on_error: "raise" or "skip".
+        **kwargs: options of ``VideoDataset``.
+    """
+
+    name = "ucf101"
+
+    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
         lists = root / "ucfTrainTestlist"
         class_file = lists / "classInd.txt"
         if not class_file.is_file():
@@ -547,11 +563,10 @@ class UCF101(VideoDataset):
             if name not in index:
                 raise ValueError(f"{list_file}, line {line}: class {name!r} is not in {class_file.name}")
             videos.append((str(video_root / relative), index[name]))
-        train = split == "train" if train is None else train
-        super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
+        return videos, classes
 
 
-class HMDB51(VideoDataset):
+class HMDB51(_OfficialSplits):
     """HMDB51 with its official split files (``{class}_test_split{N}.txt``: 1 train, 2 test, 0 unused).
 
     Args:
@@ -563,20 +578,9 @@ class HMDB51(VideoDataset):
         **kwargs: options of ``VideoDataset``.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        split: str = "train",
-        *,
-        fold: int = 1,
-        on_error: str = "raise",
-        train: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        root = Path(root)
-        split = check_split(split, {"train": "train", "val": "test", "test": "test"}, "hmdb51")
-        if fold not in (1, 2, 3):
-            raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
+    name = "hmdb51"
+
+    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
         split_dir = next((d for d in (root / "testTrainMulti_7030_splits", root / "splits") if d.is_dir()), None)
         if split_dir is None:
             raise FileNotFoundError(f"root: no testTrainMulti_7030_splits/ (or splits/) folder in {root}")
@@ -596,5 +600,4 @@ class HMDB51(VideoDataset):
                     raise ValueError(f"{path}, line {line}: expected 'video tag' with tag 0, 1 or 2, got {text!r}")
                 if parts[1] == tag:
                     videos.append((str(video_root / name / parts[0]), k))
-        train = split == "train" if train is None else train
-        super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
+        return videos, classes

@@ -55,6 +55,15 @@ QUICK_OVERRIDES = (
     "schedule.warmup_epochs=0",
 )
 TEST_SPLIT = "test"
+# A tiny run of the segmentation and video pipelines: one epoch on a few dozen generated samples.
+TASK_QUICK_OVERRIDES = (
+    "train.epochs=1",
+    "data.train_kwargs.num_samples=48",
+    "data.val_kwargs.num_samples=16",
+    "data.batch_size=16",
+    "data.num_workers=0",
+    "schedule.warmup_epochs=0",
+)
 
 
 def _glore_variants(config: Any) -> list[tuple[str, str, Any]]:

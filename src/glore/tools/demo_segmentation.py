@@ -7,7 +7,7 @@ the plain FCN head and with the GloRe head (``configs/demo_segmentation.yaml``) 
 
 from __future__ import annotations
 
-from glore.tools.demo import Demo, _head_variants, register_demo
+from glore.tools.demo import TASK_QUICK_OVERRIDES, Demo, _head_variants, register_demo
 
 __all__ = ["SEGMENTATION_DEMO"]
 
@@ -20,13 +20,6 @@ SEGMENTATION_DEMO = register_demo(
         "pixel's neighbourhood cannot tell its class.",
         difference="head",
         variants=_head_variants,
-        quick=(
-            "train.epochs=1",
-            "data.train_kwargs.num_samples=48",
-            "data.val_kwargs.num_samples=16",
-            "data.batch_size=16",
-            "data.num_workers=0",
-            "schedule.warmup_epochs=0",
-        ),
+        quick=TASK_QUICK_OVERRIDES,
     )
 )

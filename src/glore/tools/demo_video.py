@@ -8,7 +8,7 @@ and the end of the clip across space. The demo trains ``resnet_small_3d`` withou
 
 from __future__ import annotations
 
-from glore.tools.demo import Demo, _glore_variants, register_demo
+from glore.tools.demo import TASK_QUICK_OVERRIDES, Demo, _glore_variants, register_demo
 
 __all__ = ["VIDEO_DEMO"]
 
@@ -20,14 +20,7 @@ VIDEO_DEMO = register_demo(
         question="Is the square shown at the end of a clip the colour of the one shown at its start, somewhere else?",
         difference="GloRe units",
         variants=_glore_variants,
-        quick=(
-            "train.epochs=1",
-            "data.train_kwargs.num_samples=48",
-            "data.val_kwargs.num_samples=16",
-            "data.batch_size=16",
-            "data.num_workers=0",
-            "schedule.warmup_epochs=0",
-        ),
+        quick=TASK_QUICK_OVERRIDES,
         unit="videos",
     )
 )
