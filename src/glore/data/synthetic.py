@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -118,6 +118,29 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> i
     return int(value)
 
 
+def _init_generated(
+    dataset: Any,
+    name: str,
+    split: str,
+    transform: Any,
+    on_error: str,
+    num_samples: int | None,
+    defaults: dict[str, int],
+    image_size: int,
+    min_image_size: int,
+    seed: int,
+) -> None:
+    """Check and set what every generated dataset has: split, transform, on_error, num_samples (default by split),
+    image_size and seed."""
+    dataset.split = check_split(split, _SPLITS, name)
+    dataset.transform = transform
+    dataset.on_error = check_on_error(on_error)
+    count = num_samples if num_samples is not None else defaults[dataset.split]
+    dataset.num_samples = _check_int("num_samples", count, 1)
+    dataset.image_size = _check_int("image_size", image_size, min_image_size)
+    dataset.seed = _check_int("seed", seed, 0)
+
+
 def _check_float(name: str, value: object, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= value <= high):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
@@ -161,14 +184,9 @@ class RelationalDataset(Dataset):
         min_distance: float = 0.5,
         noise: float = 0.05,
     ) -> None:
-        self.split = check_split(split, _SPLITS, "relational")
-        self.transform = transform
-        self.on_error = check_on_error(on_error)
-        if num_samples is None:
-            num_samples = _DEFAULT_NUM_SAMPLES[self.split]
-        self.num_samples = _check_int("num_samples", num_samples, 1)
-        self.image_size = _check_int("image_size", image_size, 32)
-        self.seed = _check_int("seed", seed, 0)
+        _init_generated(
+            self, "relational", split, transform, on_error, num_samples, _DEFAULT_NUM_SAMPLES, image_size, 32, seed
+        )
         self.num_shapes = _check_int("num_shapes", num_shapes, 2, len(SHAPES))
         self.num_distractors = _check_int("num_distractors", num_distractors, 0, 8)
         if isinstance(object_size, (str, bytes)) or not hasattr(object_size, "__len__") or len(object_size) != 2:
@@ -379,14 +397,8 @@ class RelationalSegDataset(Dataset):
         min_distance: float = 0.35,
         noise: float = 0.05,
     ) -> None:
-        self.split = check_split(split, _SPLITS, "relational_seg")
-        self.transform = transform
-        self.on_error = check_on_error(on_error)
-        if num_samples is None:
-            num_samples = _SEG_DEFAULT_NUM_SAMPLES[self.split]
-        self.num_samples = _check_int("num_samples", num_samples, 1)
-        self.image_size = _check_int("image_size", image_size, 32)
-        self.seed = _check_int("seed", seed, 0)
+        defaults = _SEG_DEFAULT_NUM_SAMPLES
+        _init_generated(self, "relational_seg", split, transform, on_error, num_samples, defaults, image_size, 32, seed)
         if rule not in _SEG_RULES:
             raise ValueError(f"rule must be one of {_SEG_RULES}, got {rule!r}")
         self.rule = rule
@@ -567,14 +579,10 @@ class RelationalVideoDataset(Dataset):
         min_distance: float = 0.45,
         noise: float = 0.05,
     ) -> None:
-        self.split = check_split(split, _SPLITS, "relational_video")
-        self.transform = transform
-        self.on_error = check_on_error(on_error)
-        default = 2000 if self.split == "train" else 500
-        self.num_samples = _check_int("num_samples", num_samples if num_samples is not None else default, 1)
+        defaults = {"train": 2000, "val": 500, "test": 500}
+        name = "relational_video"
+        _init_generated(self, name, split, transform, on_error, num_samples, defaults, image_size, 16, seed)
         self.num_frames = _check_int("num_frames", num_frames, 4)
-        self.image_size = _check_int("image_size", image_size, 16)
-        self.seed = _check_int("seed", seed, 0)
         self.num_colours = _check_int("num_colours", num_colours, 2, len(_VIDEO_COLOURS))
         self.square_size = _check_float("square_size", square_size, 0.1, 0.4)
         self.min_distance = _check_float("min_distance", min_distance, 0.0, 0.7)
