@@ -1,10 +1,17 @@
 """The ``glore`` command. Each subcommand lives in its own module, which provides
-``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them."""
+``add_arguments(parser)`` and ``run(args) -> int``; this file lists them and turns users' mistakes into answers.
+
+A user error (a bad config, data layout, checkpoint or argument: ``ConfigError``, ``CheckpointError``,
+``ValueError``, ``TypeError``, ``OSError`` ...) prints one line ``glore COMMAND: message`` and exits 2; ``--debug``
+(or ``GLORE_DEBUG=1``) shows the traceback instead. Ctrl-C exits 130; during ``glore train`` it prints the command that
+continues the run (checkpoints are written atomically, so nothing is left half-written).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,17 +43,68 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the input was wrong (shown as one line), not that glore has a bug."""
+    import yaml
+
+    from glore.engine import CheckpointError, ConfigError
+
+    return (ConfigError, CheckpointError, ValueError, TypeError, OSError, KeyError, yaml.YAMLError)
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line, with the file for OS errors."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    else:
+        text = str(error) or type(error).__name__
+    if isinstance(error, KeyError):
+        text = f"missing key {text}"
+    return " ".join(text.split())
+
+
+def _resume_hint(argv: Sequence[str]) -> str:
+    """The ``glore train`` command that continues an interrupted run."""
+    kept = [a for a in argv if a not in ("--resume", "--overwrite", "--debug")]
+    return "glore " + " ".join(kept) + " --resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``glore`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GLORE_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if argv[:1] == ["--version"]:
+        from glore import __version__
+
+        print(f"glore {__version__}")
+        return 0
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
+    parser.add_argument("--version", action="store_true", help="print glore's version and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors (also GLORE_DEBUG=1)")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        hint = f"; continue with: {_resume_hint(argv)}" if args.command == "train" else ""
+        print(f"\nglore {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except SystemExit as stop:
+        if isinstance(stop.code, str):  # a command's own one-line refusal
+            message = stop.code if stop.code.startswith("glore ") else f"glore {args.command}: {stop.code}"
+            print(message, file=sys.stderr)
+            return 2
+        raise
+    except _user_errors() as error:
+        if debug:
+            raise
+        print(f"glore {args.command}: {_one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

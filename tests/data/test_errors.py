@@ -84,3 +84,21 @@ def test_dataloader_with_two_workers_counts_skipped(image_folder: Path) -> None:
     assert sum(b.skipped for b in batches) == 1
     assert sum(len(b.targets) for b in batches) == len(dataset) - 1
     assert all(b.inputs.shape[1:] == (3, 16, 16) for b in batches)
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "needle"),
+    [
+        ("image_class_labels.txt", "1 albatross", "image_class_labels.txt:1: expected two integers"),
+        ("train_test_split.txt", "1 2", "train_test_split.txt:1: expected a value in {0, 1}"),
+        ("image_class_labels.txt", "1 1\n1 2", "image_class_labels.txt:2: image id 1 appears twice"),
+    ],
+)
+def test_cub_tables(cub_root, table, line, needle):
+    from glore.data import create_dataset
+
+    path = cub_root / table
+    rows = path.read_text().splitlines()
+    path.write_text("\n".join([line, *rows[1:]]) + "\n")
+    with pytest.raises(ValueError, match=needle.replace("{", r"\{").replace("}", r"\}")):
+        create_dataset("cub200", cub_root, "train")

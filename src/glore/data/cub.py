@@ -27,14 +27,21 @@ _SPLITS = {"train": "train", "val": "test", "test": "test"}
 _REQUIRED = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 
 
-def read_table(path: str, num_fields: int) -> dict[int, list[str]]:
+def read_table(path: str, num_fields: int, *, values: tuple[str, ...] | None = None) -> dict[int, list[str]]:
     """Read a CUB metadata file: ``<id> <field> ...`` per line, into {id: [fields]}.
 
     The last field takes the rest of the line, so names with spaces survive.
 
+    Args:
+        path: the file.
+        num_fields: fields after the id.
+        values: when given, the only values the (single) field may take, e.g. ("0", "1"); "int" checks that it is
+            a positive integer.
+
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
-        ValueError: a line is malformed (the message names the file and the line number).
+        ValueError: a line is malformed, repeats an id, or has a value outside ``values`` (the message names the file
+            and the line number).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CUB-200-2011 metadata file {path!r} not found")
@@ -47,6 +54,12 @@ def read_table(path: str, num_fields: int) -> dict[int, list[str]]:
             parts = line.split(maxsplit=num_fields)
             if len(parts) != num_fields + 1 or not parts[0].isdigit():
                 raise ValueError(f"{path}:{number}: expected '<id>' and {num_fields} field(s), got {line!r}")
+            if values == ("int",) and not parts[1].isdigit():
+                raise ValueError(f"{path}:{number}: expected two integers '<id> <value>', got {line!r}")
+            if values is not None and values != ("int",) and parts[1] not in values:
+                raise ValueError(f"{path}:{number}: expected a value in {{{', '.join(values)}}}, got {line!r}")
+            if int(parts[0]) in table:
+                raise ValueError(f"{path}:{number}: image id {parts[0]} appears twice")
             table[int(parts[0])] = parts[1:]
     return table
 
@@ -87,8 +100,8 @@ class CUB200(ImageListDataset):
         self.split = split
 
         paths = read_table(os.path.join(root, "images.txt"), 1)
-        labels = read_table(os.path.join(root, "image_class_labels.txt"), 1)
-        is_train = read_table(os.path.join(root, "train_test_split.txt"), 1)
+        labels = read_table(os.path.join(root, "image_class_labels.txt"), 1, values=("int",))
+        is_train = read_table(os.path.join(root, "train_test_split.txt"), 1, values=("0", "1"))
         class_table = read_table(os.path.join(root, "classes.txt"), 1)
         class_ids = sorted(class_table)
         if class_ids != list(range(1, len(class_ids) + 1)):

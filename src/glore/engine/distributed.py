@@ -73,7 +73,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device='cuda' but CUDA is not available; use 'cpu' or 'auto'")
+            raise ValueError("train.device: 'cuda' but CUDA is not available on this machine; use 'cpu' or 'auto'")
         return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     if name == "cpu":
         return torch.device("cpu")

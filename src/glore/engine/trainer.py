@@ -275,8 +275,19 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r} to resume from")
         state = load_checkpoint(path, map_location=self.device)
-        unwrap_model(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        saved_optim = ((state.get("config") or {}).get("optim") or {}).get("name")
+        if saved_optim is not None and saved_optim != self.config.optim.name:
+            raise ValueError(
+                f"optim.name: the checkpoint {str(path)!r} was trained with {saved_optim!r}, this config says "
+                f"{self.config.optim.name!r}; resume with the same optimiser (or start a new run from its weights)"
+            )
+        load_weights(unwrap_model(self.model), state["model"], path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as error:
+            raise ValueError(f"resume: the optimiser state of {str(path)!r} does not fit this config: {error}") from (
+                None
+            )
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -613,6 +624,34 @@ class Trainer:
         return " ".join(parts)
 
 
+def load_weights(model: nn.Module, state_dict: dict[str, Any], path: str | Path) -> None:
+    """``model.load_state_dict(state_dict)``, with a one-line ValueError naming the checkpoint and the first
+    mismatches when it was written by another network (architecture, class count)."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        own = model.state_dict()
+        missing = [k for k in own if k not in state_dict][:3]
+        unexpected = [k for k in state_dict if k not in own][:3]
+        shapes = [
+            f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        ][:2]
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {missing}" if missing else "",
+                f"unexpected {unexpected}" if unexpected else "",
+                f"shapes (checkpoint vs network) {shapes}" if shapes else "",
+            )
+            if part
+        )
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit the network this config builds: {detail or error}"
+        ) from None
+
+
 def _detach_float(value: Any) -> Any:
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         return value.detach().float()
@@ -657,7 +696,7 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
     if state.get("model_config") is None:
         raise ValueError(f"checkpoint {str(checkpoint)!r}: no model_config to rebuild the network from")
     model = trainer.task.rebuild_model(dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], checkpoint)
     model = model.to(info.device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

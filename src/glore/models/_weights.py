@@ -39,7 +39,7 @@ def load_state_dict_file(source: str | os.PathLike[str]) -> dict[str, torch.Tens
     from safetensors import SafetensorError
 
     src = os.fspath(source)
-    unreadable = (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, SafetensorError)
+    unreadable = (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, IndexError, KeyError, SafetensorError)
     if src.startswith(("http://", "https://")):
         try:
             state: Any = torch.hub.load_state_dict_from_url(src, map_location="cpu", weights_only=True)

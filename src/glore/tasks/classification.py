@@ -14,7 +14,25 @@ from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
 
-__all__ = ["ClassificationTask"]
+__all__ = ["ClassificationTask", "check_same_classes"]
+
+
+def check_same_classes(train_set: Dataset, val_set: Dataset, train_split: str, val_split: str) -> None:
+    """Raise a ValueError naming the first difference when the two splits' ``classes`` lists differ."""
+    a, b = getattr(train_set, "classes", None), getattr(val_set, "classes", None)
+    if a is None or b is None or list(a) == list(b):
+        return
+    if len(a) != len(b):
+        only = sorted(set(a) ^ set(b))[:3]
+        raise ValueError(
+            f"data: the {train_split!r} split has {len(a)} classes and the {val_split!r} split {len(b)}; "
+            f"in one and not the other: {only}"
+        )
+    i = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    raise ValueError(
+        f"data: class {i} is {a[i]!r} in the {train_split!r} split but {b[i]!r} in the {val_split!r} split; "
+        "the validation labels would be wrong: give both splits the same class folders"
+    )
 
 
 @register_task("classification")
@@ -59,6 +77,14 @@ class ClassificationTask(Task):
                     f"{d.image_size}; set data.image_size alone"
                 )
         return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
+
+    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        """Both splits, with their class lists compared: a validation split whose classes differ from the training
+        split's (other names, other order, other count) would be scored against the wrong labels."""
+        train_set, val_set = super().build_datasets()
+        if val_set is not None:
+            check_same_classes(train_set, val_set, self.config.data.train_split, self.config.data.val_split)
+        return train_set, val_set
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
         """``glore.models.create_model`` with ``config.model``; ``num_classes`` defaults to the dataset's."""

@@ -335,6 +335,9 @@ def run(args: argparse.Namespace) -> int:
         finished = [r for r in results if r]
         if not finished:
             raise SystemExit(f"glore sweep: no finished run of this grid under {out}")
+        known = sorted(set.intersection(*(set(r.get("metrics", {})) for r in finished)))
+        if args.metric not in known:
+            raise SystemExit(f"--metric: the finished runs have no {args.metric!r}; they have {', '.join(known)}")
         write_summary(finished, list(grid), Path(out), metric=args.metric)
         print(f"{len(finished)} of {len(results)} runs finished")
         print((Path(out) / "summary.md").read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from glore.engine.config import add_override_argument
 
@@ -24,6 +25,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue exactly from output.dir/last.pt")
     parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue exactly from this checkpoint")
     parser.add_argument("--output", metavar="DIR", help="run folder (same as --set output.dir=DIR)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in a folder that holds a run: its checkpoints, tables, TensorBoard events and report are "
+        "deleted first (without it, glore train refuses such a folder)",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+
+
+# What a run writes into its folder: what --overwrite removes, and what makes a folder "hold a run".
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "steps.csv", "config.yaml", "curves.png", "report.md")
+RUN_FOLDERS = ("tb", "report", "visualize")
+
+
+def check_run_folder(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into a folder that holds a run unless resuming it or told to overwrite it; with
+    ``overwrite``, delete the old run's files (rank 0 only) so that nothing of it mixes with the new one.
+
+    Raises:
+        ValueError: ``run_dir`` is a file, lies inside a file, or holds a run and neither flag was given.
+    """
+    import os
+    import shutil
+
+    for parent in (run_dir, *run_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--output/output.dir: {str(run_dir)!r} lies inside {str(parent)!r}, which is a file")
+    held = [name for name in RUN_FILES if (run_dir / name).exists()] + [
+        name for name in RUN_FOLDERS if (run_dir / name).exists()
+    ]
+    if not held or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"output.dir: {str(run_dir)!r} already holds a run ({', '.join(held[:3])}); continue it with --resume, "
+            "start afresh there with --overwrite (deletes it), or choose another --output"
+        )
+    if int(os.environ.get("RANK", "0")) == 0:
+        for name in held:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def write_report_quietly(run_dir: str) -> None:
@@ -51,6 +93,17 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"glore train: {err}", file=sys.stderr)
         return 2
+    if args.print_config:
+        import yaml
+
+        from glore.engine import config_to_dict
+
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+        return 0
+    if args.resume and args.overwrite:
+        print("glore train: --resume and --overwrite contradict each other; give one", file=sys.stderr)
+        return 2
+    check_run_folder(Path(config.output.dir), resume=bool(args.resume or args.resume_from), overwrite=args.overwrite)
     try:
         metrics = train(config, resume=args.resume_from or args.resume)
     except NonFiniteLossError as err:

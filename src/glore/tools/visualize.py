@@ -331,6 +331,10 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``glore visualize``."""
     from glore.engine import load_checkpoint, load_model
 
+    if args.samples is not None and args.samples < 1:
+        raise SystemExit(f"--samples: expected a positive number of validation images, got {args.samples}")
+    if args.max_nodes < 1:
+        raise SystemExit(f"--max-nodes: expected a positive number of projection maps, got {args.max_nodes}")
     state = load_checkpoint(args.checkpoint)
     model = load_model(args.checkpoint)
     if not glore_units(model):
