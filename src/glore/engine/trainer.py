@@ -545,6 +545,8 @@ class Trainer:
             "rng": rng_states,
             "best_metric": self.best_metric if math.isfinite(self.best_metric) else None,
             "metrics": metrics,
+            # class names, for `glore predict` (the data may not be at hand where the network is used)
+            "classes": [str(c) for c in getattr(self.train_set, "classes", None) or []],
         }
         self.last_good = save_checkpoint(state, self.run_dir / "last.pt")
         if improved:
