@@ -103,3 +103,8 @@ def test_summary_only_tabulates_finished_runs(tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert [(row["optim.lr"], row["seeds"]) for row in rows] == [("0.1", "2"), ("0.2", "1")]
     assert float(rows[0]["val_top1_mean"]) == pytest.approx(0.65)
+    # a metric the runs lack is refused, and summary.md is left as it was
+    before = (tmp_path / "summary.md").read_bytes()
+    assert main([*args, "--summary-only", "--metric", "val_miou"]) == 2
+    assert "--metric: the finished runs have no 'val_miou'; they have val_top1" in capsys.readouterr().err
+    assert (tmp_path / "summary.md").read_bytes() == before
