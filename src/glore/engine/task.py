@@ -150,6 +150,16 @@ class Task:
         """A fresh metrics accumulator for ``dataset`` (``train``: for training outputs)."""
         raise NotImplementedError(f"{type(self).__name__}.create_meter")
 
+    def before_checkpoint(self, model: nn.Module, batches: Callable[[], Any], to_device: Callable[[Any], Any]) -> None:
+        """Called after training and before each checkpoint and validation (default: nothing); a task may refine
+        ``model`` here, e.g. re-estimate BatchNorm statistics over training batches (precise BN).
+
+        Args:
+            model: the network (unwrapped from DDP); each process calls this, the loop then syncs buffers.
+            batches: returns an iterator over training batches (on the host; deterministic for the run).
+            to_device: moves a batch to the device as the loop does.
+        """
+
     def batch_size(self, batch: Any) -> int:
         """Samples in ``batch`` (default: the leading size of the first tensor of ``batch.inputs``)."""
         leaves = [batch.inputs] if isinstance(batch.inputs, torch.Tensor) else _tensor_leaves(batch.inputs)

@@ -13,6 +13,7 @@ epochs and checkpoints after every epoch; with iterations, it validates and chec
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import sys
@@ -578,6 +579,9 @@ class Trainer:
                 metrics, step = self._train_until(step, stop)
                 if not self._is_checkpoint_point(step):
                     continue
+                # A task may refine the network before it is checkpointed and validated (precise BatchNorm).
+                epoch_batches = functools.partial(self._batches, step // spe, 0)
+                self.task.before_checkpoint(unwrap_model(self.model), epoch_batches, self._device_batch)
                 # Validation shards and the checkpoint must all see the same BatchNorm statistics.
                 sync_buffers(self.model)
                 if self._is_eval_point(step):

@@ -13,6 +13,8 @@ key                    default              meaning
 save_predictions       null                 a CSV file: one row per video, its top-5 classes and probabilities
 inflate                null                 a 2D ImageNet checkpoint (official "lite" or torchvision layout)
                                             inflated into the 3D network before training
+precise_bn             0                    before each checkpoint, re-estimate BatchNorm statistics as the
+                                            plain average over this many training batches (0: off)
 =====================  ===================  ==================================================================
 """
 
@@ -29,9 +31,9 @@ from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
 
-__all__ = ["VideoTask"]
+__all__ = ["VideoTask", "precise_batchnorm"]
 
-DEFAULTS: dict[str, Any] = {"save_predictions": None, "inflate": None}
+DEFAULTS: dict[str, Any] = {"save_predictions": None, "inflate": None, "precise_bn": 0}
 
 
 @register_task("video")
@@ -72,6 +74,13 @@ class VideoTask(Task):
             inflate_pretrained(model, self.args["inflate"])
         return model
 
+    def before_checkpoint(self, model: nn.Module, batches: Any, to_device: Any) -> None:
+        """Precise BN (``task_args.precise_bn`` batches): the official code and SlowFast re-estimate BatchNorm
+        statistics after training, since the running averages lag behind the weights."""
+        count = int(self.args["precise_bn"])
+        if count > 0:
+            precise_batchnorm(model, batches(), count, to_device)
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
         """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
         smoothing = self.config.train.label_smoothing if train else 0.0
@@ -101,3 +110,34 @@ def _parameters(name: str) -> list[str]:
 
     cls = _DATASETS.get(name.lower()) if isinstance(name, str) else None
     return _extra_arguments(cls) if cls is not None else []
+
+
+@torch.no_grad()
+def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any = lambda b: b) -> int:
+    """Replace every BatchNorm's running mean and variance by their plain average over ``count`` batches in training
+    mode (momentum ``None``: a cumulative average), then restore the momenta and the model's mode.
+
+    Returns:
+        The number of batches used (fewer when ``batches`` ends first).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # running stats become the cumulative average of the batches seen
+    model.train()
+    used = 0
+    try:
+        for batch in batches:
+            if used >= count:
+                break
+            model(to_device(batch).inputs)
+            used += 1
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.train(was_training)
+    return used
