@@ -54,6 +54,11 @@ def test_config_mistakes(capsys, recipe, tmp_path):
     fails(capsys, ["train", str(tmp_path / "missing.yaml")], "missing.yaml")
 
 
+def test_glore_args_without_units_warn(recipe, tmp_path):
+    with pytest.warns(UserWarning, match="model.glore_args .* are ignored: model.glore is null"):
+        assert main(["train", str(recipe), "--set", "model.glore=null", "--output", str(tmp_path / "w")]) == 0
+
+
 def test_missing_and_empty_data(capsys, tmp_path, tiny_recipe):
     values = tiny_recipe(data={"name": "imagefolder", "root": str(tmp_path / "nowhere"), "transform": "standard"})
     values["data"]["kwargs"] = {}

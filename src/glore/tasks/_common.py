@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,12 @@ def build_zoo_model(config: Config, train_dataset: Dataset, **extra: Any) -> nn.
     if m.pretrained is not None:
         kwargs["pretrained"] = m.pretrained
     # model.glore=null is the documented baseline switch: the recipe's unit options then have no units to configure.
+    if m.glore_args and not m.glore:
+        # legal (a baseline recipe derived from a GloRe one), but the options place no unit: say so
+        warnings.warn(
+            f"model.glore_args {dict(m.glore_args)} are ignored: model.glore is null, so the network has no units",
+            stacklevel=2,
+        )
     glore_args = (m.glore_args or None) if m.glore else None
     return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=glore_args, **kwargs)
 

@@ -87,6 +87,8 @@ def _with(config: Any, *, glore: Any = "keep", head: str | None = None) -> Any:
     config = copy.deepcopy(config)
     if glore != "keep":
         config.model.glore = glore
+        if glore is None:
+            config.model.glore_args = {}  # the baseline has no units to configure
     if head is not None:
         config.model.kwargs = {**config.model.kwargs, "head": head}
     return config
