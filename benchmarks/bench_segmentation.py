@@ -40,6 +40,7 @@ import time
 from typing import Any
 
 import torch
+from _memory import saved_for_backward_mb
 from torch import nn
 
 HEADS = ("fcn", "glore", "nonlocal")
@@ -113,21 +114,13 @@ class Runner:
 
     def saved_mb(self) -> float:
         """MB of the tensors a training forward saves for backward (unique storages, parameters excluded)."""
-        params = {p.untyped_storage().data_ptr() for p in self.module.parameters()}
-        storages: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in params:
-                storages[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        self.module.train()
         autocast = torch.autocast(device_type=self.device, dtype=self.dtype, enabled=self.dtype != torch.float32)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
-            loss = self._loss()
-        del loss
-        return sum(storages.values()) / 2**20
+
+        def forward() -> torch.Tensor:
+            with autocast:
+                return self._loss()
+
+        return saved_for_backward_mb(self.module, forward)
 
 
 def peak_memory(opts: dict[str, Any], part: str, head: str, mode: str, queue: Any) -> None:

@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 import torch
+from _memory import saved_for_backward_mb
 from torch import nn
 
 SPECS = {"resnet50_3d": "res3:2,res4:3", "resnet101_3d": {"res3": [1, 3], "res4": [6, 12, 18]}}
@@ -102,20 +103,7 @@ class Runner:
 
     def saved_mb(self) -> float:
         """MB of the tensors a training forward saves for backward (unique storages, parameters excluded)."""
-        params = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
-        storages: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in params:
-                storages[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        self.model.train()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = nn.functional.cross_entropy(self.model(self.x), self.target)
-        del loss
-        return sum(storages.values()) / 2**20
+        return saved_for_backward_mb(self.model, lambda: nn.functional.cross_entropy(self.model(self.x), self.target))
 
 
 def peak_memory(opts: dict[str, Any], config: str, mode: str, queue: Any) -> None:
