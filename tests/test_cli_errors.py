@@ -150,3 +150,24 @@ def test_version_print_config_and_debug(capsys, recipe):
         [str(GLORE), "train", str(recipe), "--set", "train.epochs=0"], capture_output=True, text=True
     )
     assert plain.returncode == 2 and "Traceback" not in plain.stderr and "train.epochs" in plain.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_exits_130_with_the_resume_command(recipe, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "interrupted"
+    argv = [str(GLORE), "train", str(recipe), "--output", str(run), "--set", "train.epochs=500"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (run / "last.pt").exists(), process.communicate()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted; continue with: glore train" in err and "--resume" in err and "Traceback" not in err
+    state = torch.load(run / "last.pt", weights_only=True)  # the last checkpoint is whole
+    assert state["step"] > 0
+    assert not list(run.glob(".*tmp*"))
