@@ -10,10 +10,14 @@ continues the run (checkpoints are written atomically, so nothing is left half-w
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import shlex
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 # name -> (module, one-line help). A module is imported only when its command runs or help is asked for.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,9 +57,35 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, CheckpointError, ValueError, TypeError, OSError, KeyError, yaml.YAMLError)
 
 
+def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
+    """The regular file among ``path`` and its parents, which stops ``path`` from being (or lying in) a folder."""
+    for parent in (Path(path), *Path(path).parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def output_folder(path: str | os.PathLike[str], argument: str) -> Path:
+    """``path`` as a ``Path`` if it is, or can become, a folder; else a ValueError naming ``argument`` and the file.
+
+    Raises:
+        ValueError: ``path`` is a regular file or lies inside one (``--out run/last.pt/maps``).
+    """
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        where = "is a file" if blocker == Path(path) else f"lies inside {str(blocker)!r}, which is a file"
+        raise ValueError(f"{argument}: {str(path)!r} {where}; expected a folder")
+    return Path(path)
+
+
 def _one_line(error: BaseException) -> str:
     """The message of ``error`` on one line, with the file for OS errors."""
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+    blocker = None
+    if isinstance(error, OSError) and error.errno in (errno.ENOTDIR, errno.EEXIST) and error.filename is not None:
+        blocker = file_in_the_way(error.filename)
+    if blocker is not None:
+        text = f"cannot write {str(error.filename)!r}: {str(blocker)!r} is a file, not a folder"
+    elif isinstance(error, OSError) and error.filename is not None and error.strerror:
         text = f"{error.strerror}: {error.filename}"
     else:
         text = str(error) or type(error).__name__
@@ -67,7 +97,12 @@ def _one_line(error: BaseException) -> str:
 def _resume_hint(argv: Sequence[str]) -> str:
     """The ``glore train`` command that continues an interrupted run."""
     kept = [a for a in argv if a not in ("--resume", "--overwrite", "--debug")]
-    return "glore " + " ".join(kept) + " --resume"
+    return shlex.join(["glore", *kept, "--resume"])
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:  # noqa: ANN001
+    """A warning as one line ``glore: warning: ...`` (Python's default adds the source file, line and code)."""
+    return "glore: warning: " + " ".join(str(message).split()) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,11 +123,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    formatwarning = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _warning_line
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
-        hint = f"; continue with: {_resume_hint(argv)}" if args.command == "train" else ""
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 130  # rank 0 says it once
+        hint = ""
+        if args.command == "train":
+            hint = f"; the last checkpoint is whole, continue with: {_resume_hint(argv)}"
+            if "RANK" in os.environ:
+                hint += " (under the same torchrun command)"
         print(f"\nglore {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except SystemExit as stop:
@@ -106,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"glore {args.command}: {_one_line(error)} (--debug shows the traceback)", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

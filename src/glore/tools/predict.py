@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["add_arguments", "predict_images", "predict_segmentation", "predict_videos", "run"]
+__all__ = [
+    "PREDICTORS",
+    "add_arguments",
+    "predict_images",
+    "predict_segmentation",
+    "predict_videos",
+    "register_predictor",
+    "run",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +146,41 @@ def predict_videos(model: torch.nn.Module, state: dict[str, Any], paths: list[st
     return lines
 
 
+Predictor = Callable[[torch.nn.Module, dict[str, Any], argparse.Namespace], list[str]]
+
+# task name (a checkpoint's ``task``) -> what ``glore predict`` does with its network and the command's arguments.
+PREDICTORS: dict[str, Predictor] = {}
+
+
+def register_predictor(task: str) -> Callable[[Predictor], Predictor]:
+    """Register ``fn(model, checkpoint_state, args) -> lines`` as what ``glore predict`` does for checkpoints of
+    ``task`` (a task added by another package registers its own)."""
+
+    def add(fn: Predictor) -> Predictor:
+        PREDICTORS[task] = fn
+        return fn
+
+    return add
+
+
+@register_predictor("classification")
+def _classification(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    return predict_images(model, state, args.inputs, args.topk)
+
+
+@register_predictor("segmentation")
+def _segmentation(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    from glore.cli import output_folder
+
+    out = output_folder(args.output or Path(args.checkpoint).parent / "predictions", "--output")
+    return predict_segmentation(model, state, args.inputs, out)
+
+
+@register_predictor("video")
+def _video(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    return predict_videos(model, state, args.inputs, args.topk)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``glore predict``; returns the exit status."""
     from glore.engine import load_checkpoint, load_model
@@ -149,16 +193,16 @@ def run(args: argparse.Namespace) -> int:
     state = load_checkpoint(args.checkpoint)
     if not state.get("config"):
         raise ValueError(f"checkpoint {args.checkpoint!r}: no config to read the preprocessing from")
-    model = load_model(args.checkpoint)
     task = state.get("task") or state["config"].get("task", "classification")
-    if task == "segmentation":
-        out = Path(args.output) if args.output else Path(args.checkpoint).parent / "predictions"
-        lines = predict_segmentation(model, state, args.inputs, out)
-    elif task == "video":
-        lines = predict_videos(model, state, args.inputs, args.topk)
-    else:
-        lines = predict_images(model, state, args.inputs, args.topk)
-    for line in lines:
+    if task not in PREDICTORS:
+        raise ValueError(
+            f"checkpoint {args.checkpoint!r}: glore predict knows no {task!r} task; it predicts for "
+            f"{', '.join(sorted(PREDICTORS))}"
+        )
+    if args.output is not None and task != "segmentation":
+        raise ValueError(f"--output: only segmentation networks write files; this is a {task} checkpoint")
+    model = load_model(args.checkpoint)
+    for line in PREDICTORS[task](model, state, args):
         print(line)
     sys.stdout.flush()
     return 0

@@ -26,7 +26,16 @@ from typing import Any
 
 from glore._io import atomic_write_text
 
-__all__ = ["SweepRun", "parse_grid", "plan_runs", "run_sweep", "summarize", "write_summary"]
+__all__ = [
+    "SweepRun",
+    "check_metric",
+    "check_plan",
+    "parse_grid",
+    "plan_runs",
+    "run_sweep",
+    "summarize",
+    "write_summary",
+]
 
 RESULT_FILE = "result.json"
 
@@ -177,8 +186,9 @@ def run_sweep(
         The results of every run, in plan order.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(grid, seeds)
+    check_plan(config, overrides, runs, out, metric)
+    out.mkdir(parents=True, exist_ok=True)
     _write_json(
         out / "sweep.json", {"config": str(config), "grid": grid, "seeds": list(seeds), "overrides": list(overrides)}
     )
@@ -194,8 +204,36 @@ def run_sweep(
     missing = [run.name for run, result in zip(runs, results, strict=True) if not result]
     if missing:
         raise RuntimeError(f"sweep: runs without a result (see their folders under {out}): {missing}")
+    check_metric(results, metric)
     write_summary(results, list(grid), out, metric=metric)
     return results
+
+
+def check_metric(results: Sequence[Mapping[str, Any]], metric: str) -> None:
+    """Raise a ValueError naming ``--metric`` when some of the finished ``results`` lack ``metric``."""
+    known = sorted(set.intersection(*(set(r.get("metrics", {})) for r in results)))
+    if metric not in known:
+        raise ValueError(f"--metric: the finished runs have no {metric!r}; they have {', '.join(known)}")
+
+
+def check_plan(config: str | Path, overrides: Sequence[str], runs: Sequence[SweepRun], out: Path, metric: str) -> None:
+    """Load every run's configuration and check ``metric`` against the task's metrics before training anything, so
+    that a mistyped key or value fails at once rather than after the first runs.
+
+    Raises:
+        ConfigError: a run's configuration is invalid (the message names the key).
+        ValueError: ``metric`` is not one the runs will report.
+    """
+    from glore.engine import load_config
+    from glore.engine.task import build_task
+
+    configs = [load_config(config, [*overrides, *run.overrides(out / run.name)]) for run in runs]
+    if configs:
+        task = build_task(configs[0])
+        names = [*task.metrics, "loss"]
+        known = [f"{split}_{name}" for split in ("val", "train") for name in names] + ["best_metric"]
+        if metric not in known:
+            raise ValueError(f"--metric: the runs of this task report {', '.join(known)}; got {metric!r}")
 
 
 def _run_on_devices(
@@ -327,23 +365,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``glore sweep``."""
+    from glore.cli import output_folder
+
     grid = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
-    out = args.out or f"runs/sweep-{Path(args.config).stem}"
+    out = output_folder(args.out or f"runs/sweep-{Path(args.config).stem}", "--out")
     if args.summary_only:
         results = [_read_json(Path(out) / run.name / RESULT_FILE) for run in plan_runs(grid, seeds)]
         finished = [r for r in results if r]
         if not finished:
-            raise SystemExit(f"glore sweep: no finished run of this grid under {out}")
-        known = sorted(set.intersection(*(set(r.get("metrics", {})) for r in finished)))
-        if args.metric not in known:
-            raise SystemExit(f"--metric: the finished runs have no {args.metric!r}; they have {', '.join(known)}")
+            raise ValueError(f"--out: no finished run of this grid under {str(out)!r}")
+        check_metric(finished, args.metric)
         write_summary(finished, list(grid), Path(out), metric=args.metric)
         print(f"{len(finished)} of {len(results)} runs finished")
         print((Path(out) / "summary.md").read_text())
         return 0
     if args.devices is not None:
-        devices = [int(d) for d in args.devices.split(",") if d.strip()]
+        try:
+            devices = [int(d) for d in args.devices.split(",") if d.strip()]
+        except ValueError:
+            raise ValueError(f"--devices: expected comma-separated CUDA device indices, got {args.devices!r}") from None
     else:
         import torch
 

@@ -329,16 +329,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``glore visualize``."""
+    from glore.cli import output_folder
     from glore.engine import load_checkpoint, load_model
 
     if args.samples is not None and args.samples < 1:
-        raise SystemExit(f"--samples: expected a positive number of validation images, got {args.samples}")
+        raise ValueError(f"--samples: expected a positive number of validation images, got {args.samples}")
     if args.max_nodes < 1:
-        raise SystemExit(f"--max-nodes: expected a positive number of projection maps, got {args.max_nodes}")
+        raise ValueError(f"--max-nodes: expected a positive number of projection maps, got {args.max_nodes}")
+    if args.images and args.samples is not None:
+        raise ValueError("--samples counts validation images; with --images it has nothing to count: give one")
+    out = output_folder(args.out if args.out else Path(args.checkpoint).parent / "visualize", "--out")
     state = load_checkpoint(args.checkpoint)
     model = load_model(args.checkpoint)
-    if not glore_units(model):
-        raise SystemExit(f"glore visualize: checkpoint {args.checkpoint!r} has no GloRe units: nothing to visualise")
+    names_of_units = [name for name, _ in glore_units(model)]
+    if not names_of_units:
+        raise ValueError(f"checkpoint {args.checkpoint!r} has no GloRe units: nothing to visualise")
+    if args.unit is not None and args.unit not in names_of_units:
+        raise ValueError(f"--unit: the network has no GloRe unit {args.unit!r}; its units are {names_of_units}")
     config = state.get("config") or {}
     data = config.get("data", {})
     mean, std = _display_stats(data)
@@ -348,13 +355,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         images = _validation_samples(config, args.samples or 4)
         names = [f"val{i}" for i in range(len(images))]
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "visualize"
-    try:
-        paths = visualize_model(
-            model, images, out, mean=mean, std=std, unit=args.unit, names=names, max_nodes=args.max_nodes
-        )
-    except ValueError as error:
-        raise SystemExit(f"glore visualize: {error}") from None
+    paths = visualize_model(
+        model, images, out, mean=mean, std=std, unit=args.unit, names=names, max_nodes=args.max_nodes
+    )
     for path in paths:
         print(path)
     return 0
