@@ -134,9 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130  # rank 0 says it once
         hint = ""
         if args.command == "train":
-            hint = f"; the last checkpoint is whole, continue with: {_resume_hint(argv)}"
-            if "RANK" in os.environ:
-                hint += " (under the same torchrun command)"
+            hint = f"; continue with: {_resume_hint(argv)}"
+            hint += " (under the same torchrun command)" if "RANK" in os.environ else ""
+            hint += " (the last checkpoint is whole)"
         print(f"\nglore {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except SystemExit as stop:
