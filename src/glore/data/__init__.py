@@ -31,7 +31,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ._base import Batch, ImageListDataset, ImageReadError, Transform, check_on_error, collate
+from ._base import Batch, ImageListDataset, ImageReadError, Transform, check_classes, check_on_error, collate
 from .cifar import CIFAR10, CIFAR100
 from .cityscapes import CityscapesDataset
 from .cub import CUB200
@@ -46,6 +46,7 @@ __all__ = [
     "create_dataset",
     "list_datasets",
     "collate",
+    "check_classes",
     "Batch",
     "build_transform",
     "build_seg_transform",

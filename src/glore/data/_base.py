@@ -24,6 +24,7 @@ __all__ = [
     "check_on_error",
     "check_split",
     "check_root",
+    "check_classes",
 ]
 
 logger = logging.getLogger("glore.data")
@@ -120,6 +121,37 @@ def check_root(root: str | os.PathLike[str] | None, dataset: str) -> str:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"root {root!r} for {dataset} is not a directory")
     return root
+
+
+def check_classes(expected: Sequence[str], found: Sequence[str], *, expected_from: str, found_from: str) -> None:
+    """Raise a ValueError naming the first difference when two class lists differ (names, order or count).
+
+    Labels are indices into the class list, so a network trained on ``expected`` scores data labelled by ``found``
+    correctly only when the two lists are equal: the same count is not enough (``['cat', 'dog']`` against
+    ``['cat', 'fox']`` scores every fox as a dog).
+
+    Args:
+        expected: the class names the labels are meant to follow (the training split's, a checkpoint's).
+        found: the class names of the data at hand.
+        expected_from: where ``expected`` comes from, for the message ("the 'train' split", "checkpoint 'best.pt'").
+        found_from: where ``found`` comes from.
+
+    Raises:
+        ValueError: the lists differ; the message names both sources and the first differing class.
+    """
+    a, b = [str(c) for c in expected], [str(c) for c in found]
+    if a == b:
+        return
+    if len(a) != len(b):
+        only = sorted(set(a) ^ set(b))[:4]
+        raise ValueError(
+            f"{found_from} has {len(b)} classes but {expected_from} has {len(a)}; in one and not the other: {only}"
+        )
+    i = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    raise ValueError(
+        f"class {i} is {a[i]!r} in {expected_from} but {b[i]!r} in {found_from}: its labels would be scored as "
+        "other classes; give both the same class folders"
+    )
 
 
 class ImageReadError(OSError):

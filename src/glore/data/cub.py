@@ -135,6 +135,11 @@ class CUB200(ImageListDataset):
                         f"{os.path.join(root, 'bounding_boxes.txt')}: bad box for image id {image_id}: {error}"
                     ) from error
                 boxes.append((x, y, x + w, y + h))
+        if not samples:
+            raise ValueError(
+                f"{os.path.join(root, 'train_test_split.txt')}: no image of {os.path.join(root, 'images.txt')} is "
+                f"marked {want} ({split} split); expected 1 for training images and 0 for test images"
+            )
         super().__init__(
             samples, classes, transform=transform, on_error=on_error, boxes=boxes if crop_to_bbox else None
         )

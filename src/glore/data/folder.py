@@ -12,7 +12,9 @@ Classes are the sorted folder names of the split; labels are their indices. Only
 
 from __future__ import annotations
 
+import collections
 import os
+import warnings
 from collections.abc import Sequence
 
 from ._base import ImageListDataset, Transform, check_on_error, check_root, check_split
@@ -68,6 +70,14 @@ class ImageFolder(ImageListDataset):
                         samples.append((os.path.join(dirpath, filename), label))
         if not samples:
             raise FileNotFoundError(f"{split_dir!r} holds no images with extensions {extensions}")
+        counts = collections.Counter(label for _, label in samples)
+        empty = [name for label, name in enumerate(classes) if not counts[label]]
+        if empty:
+            warnings.warn(
+                f"{split_dir!r}: class folder(s) {empty[:5]} hold no images with extensions {extensions}; they stay "
+                "classes (labels follow the folders' sorted names) but have no samples in this split",
+                stacklevel=2,
+            )
         self.root = root
         self.split = split
         super().__init__(samples, classes, transform=transform, on_error=on_error)

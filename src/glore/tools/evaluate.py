@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
 
 from glore.engine.config import add_override_argument
 
@@ -43,6 +44,41 @@ def metrics_json(metrics: dict[str, float], split: str) -> str:
     return json.dumps(cleaned, allow_nan=False)
 
 
+def checked_task(config: Any, checkpoint: str) -> Any:
+    """The task ``config`` names, whose datasets are checked against the class names stored in ``checkpoint``:
+    a split whose class folders differ from the training run's (other names, order or count) would be scored
+    against the wrong labels.
+
+    Raises:
+        ValueError: (when a dataset is built) its classes differ from the checkpoint's.
+    """
+    import torch
+
+    from glore.data import check_classes
+    from glore.engine.task import build_task
+
+    task = build_task(config)
+    try:
+        expected = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("classes")
+    except Exception:  # noqa: BLE001 - evaluate() names an unreadable checkpoint itself
+        expected = None
+    if not expected:
+        return task
+    build = task.build_dataset
+
+    def build_checked(split: str, *, train: bool) -> Any:
+        dataset = build(split, train=train)
+        found = getattr(dataset, "classes", None)
+        if found is not None:
+            check_classes(
+                expected, found, expected_from=f"checkpoint {checkpoint!r}", found_from=f"the {split!r} split"
+            )
+        return dataset
+
+    task.build_dataset = build_checked
+    return task
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``glore eval``; returns the exit status."""
     from glore.engine import CheckpointError, ConfigError, evaluate, load_config
@@ -64,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"glore eval: {err}", file=sys.stderr)
         return 2
     try:
-        metrics = evaluate(config, args.checkpoint)
+        metrics = evaluate(config, args.checkpoint, checked_task(config, args.checkpoint))
     except CheckpointError as err:
         print(f"glore eval: {err}", file=sys.stderr)
         return 2

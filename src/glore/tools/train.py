@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if main_process and config.output.report:
         write_report_quietly(config.output.dir)
     if metrics and main_process:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_count")
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k not in ("val_count", "val_skipped")
+        )
         print(f"done: {config.output.dir} ({shown})")
     return 0
