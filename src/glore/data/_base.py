@@ -114,12 +114,13 @@ def check_split(split: object, aliases: dict[str, str], dataset: str) -> str:
 def check_root(root: str | os.PathLike[str] | None, dataset: str) -> str:
     """Return ``root`` as a string if it names an existing directory, else raise naming ``root``."""
     if root is None:
-        raise ValueError(f"root is required for {dataset}: the folder holding the dataset")
+        raise ValueError(f"root is required for {dataset} (data.root of a recipe): the folder holding the dataset")
     if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+        raise TypeError(f"root (data.root) must be a path (str or os.PathLike), got {type(root).__name__}")
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"root {root!r} for {dataset} is not a directory")
+        what = "it does not exist" if not os.path.exists(root) else "it is a file"
+        raise FileNotFoundError(f"root (data.root) {root!r} for {dataset} is not a directory ({what})")
     return root
 
 

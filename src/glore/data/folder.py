@@ -59,7 +59,7 @@ class ImageFolder(ImageListDataset):
             entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith(".")
         )
         if not classes:
-            raise FileNotFoundError(f"{split_dir!r} holds no class folders")
+            raise FileNotFoundError(f"{split_dir!r} holds no class folders; expected one folder of images per class")
         samples: list[tuple[str, int]] = []
         for label, name in enumerate(classes):
             class_dir = os.path.join(split_dir, name)
