@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils._pytree import tree_map
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..layers.helpers import channels_last_format, to_channels_last
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config, config_to_dict, save_config
 from .distributed import (
@@ -221,8 +222,8 @@ class Trainer:
         self.val_loader = self._eval_loader(val_set) if val_set is not None else None
 
         model = self.task.build_model(train_set).to(info.device)
-        if t.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        if t.channels_last:  # channels_last for 2D kernels, channels_last_3d for the 5-D kernels of video networks
+            model = to_channels_last(model)
         self.model_config = self.task.model_config(model)
         self.model = wrap_model(model, info, sync_bn=t.sync_bn)
         self.forward_model: nn.Module = torch.compile(self.model) if t.compile else self.model
@@ -323,8 +324,8 @@ class Trainer:
             if not isinstance(value, torch.Tensor):
                 return value
             value = value.to(self.device, non_blocking=True)
-            if channels_last and value.is_floating_point() and value.dim() in (4, 5):
-                fmt = torch.channels_last if value.dim() == 4 else torch.channels_last_3d
+            fmt = channels_last_format(value) if channels_last and value.is_floating_point() else None
+            if fmt is not None:
                 value = value.contiguous(memory_format=fmt)
             return value
 
@@ -705,6 +706,6 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
     load_weights(model, state["model"], checkpoint)
     model = model.to(info.device)
     if config.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     val_set = trainer.task.build_dataset(config.data.val_split, train=False)
     return trainer.validate(model, trainer._eval_loader(val_set, persistent=False))

@@ -7,7 +7,14 @@ import numbers
 import torch
 from torch import nn
 
-__all__ = ["make_divisible", "check_positive_int", "check_feature_input", "reset_residual_block"]
+__all__ = [
+    "make_divisible",
+    "check_positive_int",
+    "check_feature_input",
+    "reset_residual_block",
+    "channels_last_format",
+    "to_channels_last",
+]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -114,3 +121,27 @@ def reset_residual_block(block: nn.Module, norm: nn.Module, last_weight: torch.T
     if zero_init:
         weight = getattr(norm, "weight", None)
         nn.init.zeros_(weight if isinstance(weight, torch.Tensor) else last_weight)
+
+
+def channels_last_format(tensor: torch.Tensor) -> torch.memory_format | None:
+    """The channels-last memory format of a tensor's rank: ``channels_last`` for 4-D (images, 2D kernels),
+    ``channels_last_3d`` for 5-D (video, 3D kernels), None for every other rank, which has no such format."""
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(tensor.dim())
+
+
+@torch.no_grad()
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Put every 4-D and 5-D parameter and buffer of ``module`` in its channels-last format, in place.
+
+    ``module.to(memory_format=torch.channels_last)`` fails on the 5-D kernels of 3D networks and
+    ``channels_last_3d`` fails on 4-D ones; this picks the format per tensor, so 2D, 3D and mixed networks take
+    one call. Parameters keep their identity (optimisers built before or after see the same objects).
+
+    Returns:
+        ``module`` itself.
+    """
+    for tensor in (*module.parameters(), *module.buffers()):
+        fmt = channels_last_format(tensor)
+        if fmt is not None and tensor.is_floating_point():
+            tensor.data = tensor.data.contiguous(memory_format=fmt)
+    return module
