@@ -8,7 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from glore.models import create_model, is_model, list_models, register_model
+from glore.models import (
+    IMAGENET_CFG,
+    create_model,
+    get_default_cfg,
+    is_model,
+    list_models,
+    register_model,
+    resolve_data_config,
+)
+from glore.models._registry import check_default_cfg
 
 PAPER_NAMES = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200", "seresnet50", "seresnet101",
@@ -91,3 +100,78 @@ def test_reset_classifier_and_pre_logits():
     assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, model.num_features)
     model.reset_classifier(0)
     assert model(x).shape == (2, model.num_features)
+
+
+# -- default configs ------------------------------------------------------------------------------------------------
+
+
+def test_every_model_has_a_default_config_of_its_task():
+    for name in list_models():
+        cfg = get_default_cfg(name)
+        assert check_default_cfg(cfg) == cfg, name
+        assert set(IMAGENET_CFG) <= set(cfg), name
+    assert get_default_cfg("resnet50") == IMAGENET_CFG
+    assert get_default_cfg("fcn_resnet101")["input_size"] == (3, 1024, 2048)
+    video = get_default_cfg("resnet50_3d")
+    assert video["task"] == "video" and video["input_size"] == (3, 8, 224, 224) and video["frame_interval"] == 8
+    assert {get_default_cfg(n)["task"] for n in list_models("fcn_*")} == {"segmentation"}
+    assert {get_default_cfg(n)["task"] for n in list_models("*_3d")} == {"video"}
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet50", "resnet_small", "dpn68", "fcn_resnet50", "fcn_resnet_small", "resnet50_3d"]
+)
+def test_the_default_input_size_runs_through_the_network(name):
+    with torch.device("meta"):  # shapes only
+        model = create_model(name).eval()
+        cfg = model.default_cfg
+        out = model(torch.empty(1, *cfg["input_size"]))
+    logits = out["out"] if isinstance(out, dict) else out
+    spatial = tuple(cfg["input_size"][-2:]) if cfg["task"] == "segmentation" else ()  # FCN logits: input size
+    assert tuple(logits.shape) == (1, cfg["num_classes"], *spatial)
+
+
+def test_default_cfg_overlay_is_kept_by_checkpoints_and_save_pretrained(tmp_path):
+    mxnet = {"mean": [124 / 255, 117 / 255, 104 / 255], "std": [1 / (0.0167 * 255)] * 3}
+    model = create_model("resnet_small", num_classes=3, default_cfg=mxnet)
+    assert model.default_cfg["mean"] == tuple(mxnet["mean"]) and model.default_cfg["num_classes"] == 3
+    assert model.default_cfg["input_size"] == (3, 64, 64)  # the rest stays the registered config
+    assert json.loads(json.dumps(model.model_config))["default_cfg"] == mxnet
+    again = create_model(pretrained=model.save_pretrained(tmp_path / "saved"))
+    assert again.default_cfg == model.default_cfg
+    wider = create_model(pretrained=tmp_path / "saved", default_cfg={"input_size": [3, 96, 96]})
+    assert wider.default_cfg["input_size"] == (3, 96, 96) and wider.default_cfg["mean"] == tuple(mxnet["mean"])
+    model.reset_classifier(5)
+    assert model.default_cfg["num_classes"] == 5
+    assert "default_cfg" not in create_model("resnet_small").model_config  # only an overlay is recorded
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"mena": [0.5] * 3}, r"default_cfg.mena: unknown key \(did you mean 'mean'\?\)"),
+        ({"input_size": [224, 224]}, r"default_cfg.input_size: expected \(C, H, W\) or \(C, T, H, W\)"),
+        ({"std": [0.2, 0.0, 0.2]}, "default_cfg.std: expected 1 or 3 positive numbers"),
+        ({"crop_pct": 1.5}, r"default_cfg.crop_pct: expected a fraction in \(0, 1\]"),
+        ({"interpolation": "cubic"}, "default_cfg.interpolation: expected 'bilinear' or 'bicubic' or 'nearest'"),
+        ({"eval_mode": "tiles"}, "default_cfg.eval_mode: expected 'whole' or 'slide'"),
+        ({"frame_interval": 0}, "default_cfg.frame_interval: expected an integer >= 1"),
+    ],
+)
+def test_a_malformed_default_cfg_is_refused_naming_the_key(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        create_model("resnet_small", default_cfg=cfg)
+
+
+def test_resolve_data_config_reads_the_network_and_lets_config_win():
+    model = create_model("resnet_small", num_classes=2)
+    assert resolve_data_config(model)["input_size"] == (3, 64, 64)
+    resolved = resolve_data_config(model, config={"input_size": (3, 224, 224), "crop_pct": 0.875})
+    assert resolved["input_size"] == (3, 224, 224) and resolved["resize_size"] == 256
+    assert resolved["num_classes"] == 2
+    video = resolve_data_config(name="resnet101_3d")
+    assert video["num_frames"] == 8 and video["resize_size"] == 256 and video["frame_interval"] == 8
+    bare = nn.Sequential(nn.Conv2d(3, 4, 3))  # not from create_model: the ImageNet default
+    assert resolve_data_config(bare)["input_size"] == IMAGENET_CFG["input_size"]
+    with pytest.raises(ValueError, match="default_cfg.image_size: unknown key"):
+        resolve_data_config(model, config={"image_size": 32})

@@ -1,4 +1,5 @@
-"""Building networks: the networks' common interface (GloreNet) and create_model.
+"""Building networks: the networks' common interface (GloreNet), create_model and the default config a network
+carries (``model.default_cfg``, read by ``resolve_data_config``).
 
 The insertion spec lives in ``_spec``, the stage container in ``_stage``, checkpoints and save_pretrained in
 ``_weights``.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import numbers
 import os
 import typing
@@ -18,12 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._registry import close_matches, get_model_entrypoint
+from ._registry import IMAGENET_CFG, check_default_cfg, close_matches, get_default_cfg, get_model_entrypoint
 from ._spec import GloreSpec, build_unit, check_glore_args, spec_to_config
 from ._stage import Stage
 from ._weights import WEIGHTS_FILE, load_pretrained, load_state_dict_file, read_pretrained_config, save_pretrained
 
-__all__ = ["GloreNet", "create_model", "check_num_classes"]
+__all__ = ["GloreNet", "create_model", "check_num_classes", "resolve_data_config"]
 
 
 def check_num_classes(value: object) -> int:
@@ -53,6 +55,7 @@ class GloreNet:
     feature_info: list[dict[str, Any]]
     num_features: int
     model_config: dict[str, Any]
+    default_cfg: dict[str, Any]
 
     # The head is shared: a network defines forward_features and has avgpool, drop_rate, fc, num_features.
     # GloreNet comes before nn.Module among a network's bases, so these win over nn.Module's forward.
@@ -64,6 +67,8 @@ class GloreNet:
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if getattr(self, "model_config", None):
             self.model_config["num_classes"] = num_classes
+        if getattr(self, "default_cfg", None):
+            self.default_cfg["num_classes"] = num_classes
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """(n, num_features, h, w) -> logits (n, num_classes), or the pooled features with ``pre_logits``."""
@@ -151,6 +156,7 @@ def create_model(
     glore: GloreSpec = None,
     glore_args: Mapping[str, Any] | None = None,
     pretrained: str | os.PathLike[str] | None = None,
+    default_cfg: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered network, optionally with GloRe units and pretrained weights.
@@ -165,20 +171,25 @@ def create_model(
         glore_args: the units' options: ``num_nodes``, ``num_state``, ``normalize``, ``gcn_layers``, ``order``.
         pretrained: a torchvision-style checkpoint (a local ``.pth``/``.safetensors`` file or an http(s) URL) loaded
             into the network with the units left at their identity init, or a ``save_pretrained`` directory.
+        default_cfg: keys that replace the registered default config's in ``model.default_cfg`` (weights trained
+            with other preprocessing: ``{"mean": ..., "std": ...}``); stored in ``model_config``, so checkpoints
+            and ``save_pretrained`` directories keep them.
         **kwargs: architecture options of the network's class (``preact=True``, ``widths=...``).
 
     Returns:
-        The network, in training mode, with ``model_config`` set.
+        The network, in training mode, with ``model_config`` and ``default_cfg`` set.
 
     Raises:
         ValueError: unknown model name (close matches listed), a bad spec, ``glore_args`` without units, a negative
-            ``num_classes``, weights that cannot be read or downloaded or that do not fit (keys listed).
+            ``num_classes``, weights that cannot be read or downloaded or that do not fit (keys listed), a
+            malformed ``default_cfg`` (the key named).
         TypeError: an unknown keyword argument (close matches listed), ``pretrained`` not a path or URL
             (``True``), ``num_classes`` not an integer.
         FileNotFoundError: ``pretrained`` names no file.
     """
     if num_classes is not None:
         num_classes = check_num_classes(num_classes)
+    overlay = check_default_cfg(default_cfg) if default_cfg is not None else None
     if pretrained is not None and (isinstance(pretrained, bool) or not isinstance(pretrained, str | os.PathLike)):
         raise TypeError(
             f"pretrained must be a checkpoint file's path, an http(s) URL or a save_pretrained directory (glore "
@@ -197,11 +208,15 @@ def create_model(
                 "create_model: a pretrained directory fixes the architecture; do not pass glore, glore_args or "
                 "architecture kwargs with it (use attach() afterwards to add units)"
             )
+        if overlay:
+            config["default_cfg"] = {**(config.get("default_cfg") or {}), **overlay}
         model = create_model(**config)
         state = load_state_dict_file(Path(pretrained) / WEIGHTS_FILE)
         load_pretrained(model, state, strict=True)
         if num_classes is not None and num_classes != config.get("num_classes"):
             model.reset_classifier(num_classes)  # type: ignore[operator]
+            if isinstance(getattr(model, "default_cfg", None), dict):
+                model.default_cfg["num_classes"] = num_classes
         return model
     if name is None:
         raise TypeError("create_model needs a model name (see list_models()) or pretrained=<save_pretrained dir>")
@@ -220,7 +235,43 @@ def create_model(
     config["glore_args"] = dict(check_glore_args(glore_args)) or None
     config.update({k: _jsonable(k, v) for k, v in kwargs.items()})
     _jsonable("glore_args", config["glore_args"])
+    if overlay:
+        config["default_cfg"] = {k: _jsonable(f"default_cfg.{k}", v) for k, v in overlay.items()}
     model.model_config = config
+    model.default_cfg = {**get_default_cfg(name), "num_classes": config["num_classes"], **(overlay or {})}
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model
+
+
+def resolve_data_config(
+    model: nn.Module | None = None, *, config: Mapping[str, Any] | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """The input a network expects: its default config with ``config``'s keys replacing the network's.
+
+    The network's ``default_cfg`` (set by ``create_model``) is read; a network built otherwise gets the registered
+    config of its ``model_config`` name, or of ``name``, else ``IMAGENET_CFG``. The result also has ``num_frames``
+    (a video network's T, from ``input_size``) and ``resize_size``: the shorter side before the centre crop,
+    ``floor(side / crop_pct + 0.5)`` (256 for 224 at 0.875).
+
+    Args:
+        model: a network (may be None with ``name``).
+        config: explicit values that win (keys of the default config: ``input_size``, ``mean``, ...).
+        name: a registered model name, used when ``model`` carries no config.
+
+    Returns:
+        A new dict of the default config's keys, plus ``num_frames`` for video and ``resize_size``.
+
+    Raises:
+        ValueError: ``config`` has an unknown key or a malformed value (named).
+    """
+    cfg = getattr(model, "default_cfg", None)
+    if not cfg:
+        registered = name or (getattr(model, "model_config", None) or {}).get("name")
+        cfg = get_default_cfg(registered) if registered else dict(IMAGENET_CFG)
+    resolved: dict[str, Any] = {**cfg, **check_default_cfg(config or {})}
+    size = resolved["input_size"]
+    if len(size) == 4:  # (C, T, H, W)
+        resolved["num_frames"] = size[1]
+    resolved["resize_size"] = int(math.floor(min(size[-2:]) / resolved["crop_pct"] + 0.5))
+    return resolved

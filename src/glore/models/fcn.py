@@ -352,19 +352,33 @@ def _fcn(defaults: dict[str, Any], kwargs: dict[str, Any]) -> FCN:
     return FCN(**{**defaults, **kwargs})
 
 
-@register_model
+# Cityscapes: whole 1024 x 2048 images at evaluation, 19 classes; slide windows as the recipes set them.
+_CITYSCAPES_CFG = {
+    "task": "segmentation",
+    "input_size": (3, 1024, 2048),
+    "crop_pct": 1.0,
+    "num_classes": 19,
+    "eval_mode": "whole",
+    "eval_crop": (1024, 1024),
+    "eval_stride": (683, 683),
+}
+
+
+@register_model(default_cfg=_CITYSCAPES_CFG)
 def fcn_resnet50(**kwargs: Any) -> FCN:
     """FCN on a dilated ResNet-50 (output stride 8), GloRe head (512 channels, 64 nodes, 128 state), aux head."""
     return _fcn(dict(backbone="resnet50"), kwargs)
 
 
-@register_model
+@register_model(default_cfg=_CITYSCAPES_CFG)
 def fcn_resnet101(**kwargs: Any) -> FCN:
     """FCN on a dilated ResNet-101 (output stride 8), GloRe head (512 channels, 64 nodes, 128 state), aux head."""
     return _fcn(dict(backbone="resnet101"), kwargs)
 
 
-@register_model
+@register_model(
+    default_cfg={**_CITYSCAPES_CFG, "input_size": (3, 96, 96), "eval_crop": (96, 96), "eval_stride": (64, 64)}
+)
 def fcn_resnet_small(**kwargs: Any) -> FCN:
     """A small FCN for 64-128 px inputs: ``resnet_small`` at output stride 8 (res5 dilated), a 64-channel head
     with a GloRe unit of 16 nodes x 32 state, an aux head of 32 channels."""

@@ -461,7 +461,11 @@ def _resnet(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet:
     return ResNet(**{**defaults, **kwargs})
 
 
-@register_model
+# Small generated or CIFAR-sized images, used whole (no crop).
+_SMALL_CFG = {"input_size": (3, 64, 64), "crop_pct": 1.0}
+
+
+@register_model(default_cfg=_SMALL_CFG)
 def resnet_small(**kwargs: Any) -> ResNet:
     """A small BasicBlock ResNet for 32-96 px inputs: 3x3 stride-2 stem, no max-pool, widths 32-256, 1 block each."""
     defaults = dict(block="basic", depths=(1, 1, 1, 1), widths=(32, 64, 128, 256), stem_width=32, stem_kernel=3)

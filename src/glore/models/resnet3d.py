@@ -336,7 +336,11 @@ def _resnet3d(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet3D:
     return ResNet3D(**{**defaults, **kwargs})
 
 
-@register_model
+# Kinetics-400 as the paper tests it: 8 frames every 8, the shorter side resized to 256 and 224 x 224 crops.
+_KINETICS_CFG = {"task": "video", "input_size": (3, 8, 224, 224), "frame_interval": 8, "num_classes": 400}
+
+
+@register_model(default_cfg=_KINETICS_CFG)
 def resnet50_3d(**kwargs: Any) -> ResNet3D:
     """The GloRe paper's 3D ResNet-50 (Kinetics): 3-4-6-3 pre-activation bottlenecks, 32-channel (3,5,5) stem.
 
@@ -345,7 +349,7 @@ def resnet50_3d(**kwargs: Any) -> ResNet3D:
     return _resnet3d(dict(depths=(3, 4, 6, 3)), kwargs)
 
 
-@register_model
+@register_model(default_cfg=_KINETICS_CFG)
 def resnet101_3d(**kwargs: Any) -> ResNet3D:
     """The GloRe paper's 3D ResNet-101 (Kinetics): 3-4-23-3 pre-activation bottlenecks.
 
@@ -354,7 +358,7 @@ def resnet101_3d(**kwargs: Any) -> ResNet3D:
     return _resnet3d(dict(depths=(3, 4, 23, 3)), kwargs)
 
 
-@register_model
+@register_model(default_cfg={**_KINETICS_CFG, "input_size": (3, 8, 32, 32), "frame_interval": 1, "crop_pct": 1.0})
 def resnet_small_3d(**kwargs: Any) -> ResNet3D:
     """A small 3D ResNet for tests and CPU demos: one bottleneck per stage, mid widths 8-64, a 16-channel stem."""
     return _resnet3d(dict(depths=(1, 1, 1, 1), widths=(8, 16, 32, 64), stem_width=16), kwargs)
