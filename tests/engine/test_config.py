@@ -122,3 +122,50 @@ def test_recipe_values():
     assert (r50.schedule.name, r50.schedule.warmup_epochs, r50.optim.weight_decay) == ("cosine", 5.0, 1e-4)
     assert r50.train.label_smoothing == 0.1 and configs["imagenet_resnet50"].model.glore is None
     assert configs["demo"].model.glore is not None
+
+
+def test_exponent_numbers_are_floats(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; glore reads it as YAML 1.2 does, in overrides and in recipes.
+    config = load_config(None, ["optim.lr=1e-3", "optim.weight_decay=5E-4", "model.kwargs.scale=2e1"])
+    assert config.optim.lr == 0.001 and isinstance(config.optim.lr, float)
+    assert config.optim.weight_decay == 0.0005 and config.model.kwargs == {"scale": 20.0}
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 1e-2\n  eps: -1.5e-8\n")
+    config = load_config(path)
+    assert config.optim.lr == 0.01 and config.optim.eps == -1.5e-8
+    assert load_config(None, ["output.dir=1e-3"]).output.dir == "1e-3"  # a string option keeps the text
+
+
+def test_a_directory_as_config_is_named_as_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a directory; expected a YAML recipe file"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=-4", "data.batch_size: expected a positive int, got -4"),
+        ("data.batch_size=0", "data.batch_size: expected a positive int, got 0"),
+        ("data.val_batch_size=0", "data.val_batch_size: expected a positive int, got 0"),
+        ("data.num_workers=-1", "data.num_workers: expected an int >= 0, got -1"),
+        ("data.image_size=0", "data.image_size: expected a positive int"),
+        ("model.num_classes=0", "model.num_classes: expected a positive int"),
+        ("train.epochs=-2", "train.epochs: expected a positive int, got -2"),
+        ("train.iterations=0", "train.iterations: expected a positive int"),
+        ("train.eval_every_iters=0", "train.eval_every_iters: expected a positive int"),
+        ("train.log_every=0", "train.log_every: expected a positive int"),
+        ("train.checkpoint_every_iters=0", "train.checkpoint_every_iters: expected a positive int"),
+        ("train.checkpoint_every_minutes=-1", "train.checkpoint_every_minutes: expected a positive number"),
+        ("schedule.warmup_iters=-1", "schedule.warmup_iters: expected an int >= 0"),
+    ],
+)
+def test_out_of_range_values_name_their_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_range_bounds_and_null_pass():
+    config = load_config(
+        None, ["data.num_workers=0", "data.val_batch_size=null", "train.checkpoint_every_minutes=null"]
+    )
+    assert config.data.num_workers == 0 and config.train.checkpoint_every_minutes is None

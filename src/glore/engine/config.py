@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,48 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration key is unknown or its value has the wrong type."""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers in exponent form as YAML 1.2 does: ``1e-3`` is a float (YAML 1.1,
+    which PyYAML follows, wants ``1.0e-3`` and reads ``1e-3`` as a string)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+# The least value of options with a range (ints, unless noted); null stays allowed where the type allows it.
+MINIMUMS: dict[str, int] = {
+    "model.num_classes": 1,
+    "data.image_size": 1,
+    "data.batch_size": 1,
+    "data.val_batch_size": 1,
+    "data.num_workers": 0,
+    "schedule.warmup_iters": 0,
+    "train.epochs": 1,
+    "train.iterations": 1,
+    "train.eval_every_iters": 1,
+    "train.log_every": 1,
+    "train.eval_every": 1,
+    "train.checkpoint_every_iters": 1,
+}
+# Options that must be positive numbers (floats) when set.
+POSITIVE = ("train.checkpoint_every_minutes",)
+
+
+def _check_range(key: str, value: Any) -> None:
+    """Raise ``ConfigError`` naming ``key`` when ``value`` lies outside the option's range."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if key in MINIMUMS and value < MINIMUMS[key]:
+        least = MINIMUMS[key]
+        what = "a positive int" if least == 1 else f"an int >= {least}"
+        raise ConfigError(f"{key}: expected {what}, got {value!r}")
+    if key in POSITIVE and not value > 0:
+        raise ConfigError(f"{key}: expected a positive number or null, got {value!r}")
 
 
 @dataclass
@@ -191,6 +234,11 @@ class TrainConfig:
         eval_every: with ``epochs``: validate every this many epochs (and always after the last).
         progress: ``"auto"`` (a bar on a terminal, plain lines otherwise), ``"bar"``, ``"plain"`` or ``"off"``.
         deterministic: ask PyTorch for deterministic algorithms (slower; bitwise reproducible on CUDA).
+        checkpoint_every_iters: also write ``last.pt`` every this many iterations, between validations (null:
+            not by count). Such a checkpoint holds the position inside the epoch, so ``--resume`` continues there.
+        checkpoint_every_minutes: also write ``last.pt`` when this many minutes passed since the last checkpoint
+            (null: not by time); the default bounds what a crash or a preemption loses to a quarter of an hour
+            whatever the recipe's validation interval.
     """
 
     epochs: int = 10
@@ -207,6 +255,8 @@ class TrainConfig:
     eval_every: int = 1
     progress: Literal["auto", "bar", "plain", "off"] = "auto"
     deterministic: bool = False
+    checkpoint_every_iters: int | None = None
+    checkpoint_every_minutes: float | None = 15.0
 
 
 @dataclass
@@ -344,6 +394,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
             where = f"in '{prefix}'" if prefix else "at the top level"
             raise ConfigError(f"unknown key '{key}'; valid keys {where}: {_keys(cls)}")
         kwargs[name] = _coerce(value, hints[name], key)
+        _check_range(key, kwargs[name])
     return cls(**kwargs)
 
 
@@ -387,7 +438,7 @@ def _override_value(text: str, raw: str, tp: Any) -> Any:
     if not stripped:
         return None
     try:
-        return yaml.safe_load(raw)
+        return yaml.load(raw, Loader=_YamlLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
 
@@ -458,10 +509,14 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
         values = _deep_copy(source)
     else:
         path = Path(source)
+        if path.is_dir():
+            raise ConfigError(
+                f"config: {str(path)!r} is a directory; expected a YAML recipe file such as configs/demo.yaml"
+            )
         if not path.is_file():
             raise FileNotFoundError(f"config: no such file {str(path)!r}")
         with path.open() as f:
-            loaded = yaml.safe_load(f)
+            loaded = yaml.load(f, Loader=_YamlLoader)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):
