@@ -97,10 +97,12 @@ def test_cityscapes_predictions_are_label_ids_named_for_the_official_script(tmp_
     from glore.data.cityscapes import train_to_label_ids
 
     label = torch.tensor([[0, 1, 18], [255, 13, 11]])
-    written = save_prediction_png(label, tmp_path, "aachen_000000_000019", cityscapes=True, color=True)
-    assert [p.name for p in written] == [
-        "aachen_000000_000019_pred_labelIds.png",
-        "aachen_000000_000019_pred_color.png",
+    written = save_prediction_png(
+        label, tmp_path / "preds", "aachen_000000_000019", cityscapes=True, color_folder=tmp_path / "colors"
+    )
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "preds/aachen_000000_000019_pred_labelIds.png",
+        "colors/aachen_000000_000019_pred_color.png",
     ]
     with Image.open(written[0]) as png:
         assert png.mode == "L"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -154,6 +155,53 @@ def colorize(train_ids: np.ndarray) -> np.ndarray:
     return palette[np.clip(train_ids, 0, 255).astype(np.intp)]
 
 
+_IMAGE_SUFFIX = "_leftImg8bit.png"
+_LABEL_SUFFIX = "_gtFine_labelIds.png"
+
+
+def _gtfine_samples(root: str, split: str, image_dir: str, instances: bool) -> list[SegSample]:
+    """The samples of a split in the order and number the official evaluation uses: one per
+    ``gtFine/<split>/<city>/*_gtFine_labelIds.png`` (``csEvalPixelLevelSemanticLabeling`` lists these), each with
+    its ``leftImg8bit`` image. A file under ``leftImg8bit/<split>`` that pairs with no labelIds file (an extra
+    image, a ``.jpg``) is named in a warning rather than dropped without a word.
+
+    Raises:
+        FileNotFoundError: the split has no labelIds files, or one of them has no image (or no instanceIds file
+            with ``instances``); the message names the file.
+    """
+    label_dir = os.path.join(root, "gtFine", split)
+    labels = sorted(glob.glob(os.path.join(glob.escape(label_dir), "*", "*" + _LABEL_SUFFIX)))
+    if not labels:
+        raise FileNotFoundError(
+            f"{label_dir!r} holds no <city>/*{_LABEL_SUFFIX} files (the images evaluated are those with fine labels)"
+        )
+    samples, paired = [], set()
+    for mask in labels:
+        city = os.path.basename(os.path.dirname(mask))
+        stem = os.path.basename(mask)[: -len(_LABEL_SUFFIX)]
+        image = os.path.join(image_dir, city, stem + _IMAGE_SUFFIX)
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"image {image!r} for gtFine file {mask!r} not found")
+        inst = os.path.join(os.path.dirname(mask), stem + "_gtFine_instanceIds.png")
+        if instances and not os.path.isfile(inst):
+            raise FileNotFoundError(f"gtFine file {inst!r} for image {image!r} not found")
+        samples.append(SegSample(stem, image, mask, inst if instances else None))
+        paired.add(os.path.normpath(image))
+    unpaired = sorted(
+        path
+        for path in glob.glob(os.path.join(glob.escape(image_dir), "*", "*"))
+        if os.path.isfile(path) and os.path.normpath(path) not in paired
+    )
+    if unpaired:
+        more = f" and {len(unpaired) - 1} more" if len(unpaired) > 1 else ""
+        warnings.warn(
+            f"cityscapes: {unpaired[0]!r}{more} under {image_dir!r} pair with no gtFine labelIds file and are left "
+            f"out (images are <city>/<city>_<seq>_<frame>{_IMAGE_SUFFIX})",
+            stacklevel=3,
+        )
+    return samples
+
+
 class CityscapesDataset(SegmentationDataset):
     """Cityscapes fine annotations: 19 classes (train ids), 255 ignored.
 
@@ -171,7 +219,7 @@ class CityscapesDataset(SegmentationDataset):
         instances: also read ``*_gtFine_instanceIds.png``.
 
     Raises:
-        FileNotFoundError: ``root`` lacks the split's images, or an image has no ``gtFine`` file (named).
+        FileNotFoundError: ``root`` lacks the split's images or labels, or a labelIds file has no image (named).
 
     Attributes:
         classes, num_classes (19), ignore_index (255), categories (category -> train ids), instance_sizes
@@ -194,20 +242,7 @@ class CityscapesDataset(SegmentationDataset):
         image_dir = os.path.join(root, "leftImg8bit", split)
         if not os.path.isdir(image_dir):
             raise FileNotFoundError(f"root {root!r} has no 'leftImg8bit/{split}' folder ({image_dir!r})")
-        suffix = "_leftImg8bit.png"
-        images = sorted(glob.glob(os.path.join(glob.escape(image_dir), "*", "*" + suffix)))
-        if not images:
-            raise FileNotFoundError(f"{image_dir!r} holds no <city>/*{suffix} images")
-        samples = []
-        for image in images:
-            city = os.path.basename(os.path.dirname(image))
-            stem = os.path.basename(image)[: -len(suffix)]
-            base = os.path.join(root, "gtFine", split, city, stem + "_gtFine_")
-            mask, inst = base + "labelIds.png", base + "instanceIds.png"
-            for path in (mask, inst) if instances else (mask,):
-                if not os.path.isfile(path):
-                    raise FileNotFoundError(f"gtFine file {path!r} for image {image!r} not found")
-            samples.append(SegSample(stem, image, mask, inst if instances else None))
+        samples = _gtfine_samples(root, split, image_dir, instances)
         self.root = root
         self.split = split
         self.categories = {name: list(ids) for name, ids in CITYSCAPES_CATEGORIES.items()}

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from glore.engine.config import add_override_argument
@@ -28,12 +29,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write predictions: segmentation, one label PNG per image into the folder PATH (Cityscapes: labelIds "
         "that csEvalPixelLevelSemanticLabeling reads); video, a CSV file PATH of per-video top-5 classes",
     )
-    parser.add_argument("--color", action="store_true", help="with --save-predictions: also colour PNGs (segmentation)")
+    parser.add_argument(
+        "--color",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="with --save-predictions (segmentation): also colour PNGs, into DIR (default: PATH_color beside PATH, so "
+        "the official script and the server zip see labelIds only)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier predictions at --save-predictions (and --color): they are removed first, so no file of "
+        "an image left out this time survives",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
         help="print the metrics as one JSON object, keys named after the split (test_top1 ...), null for NaN",
     )
+
+
+# What glore eval writes into a predictions folder: what --overwrite removes.
+PREDICTION_PATTERNS = ("*_pred_labelIds.png", "*_pred.png", "*_pred_color.png")
+
+
+def default_color_folder(predictions: str | Path) -> Path:
+    """Where ``--color`` writes without a folder: ``PATH_color`` beside the predictions folder ``PATH``."""
+    path = Path(predictions)
+    return path.with_name(path.name + "_color")
+
+
+def clear_predictions(option: str, path: Path, *, overwrite: bool) -> None:
+    """Make sure ``path`` (a predictions folder, or a predictions file) holds nothing of an earlier evaluation.
+
+    Predictions are written per image, so a stale file of an image that is not evaluated again (now skipped, or
+    from another split) would otherwise be read with the new ones. Without ``overwrite`` a non-empty folder or an
+    existing file is refused; with it, glore's own prediction files are deleted, and a folder that still holds
+    other files is refused (they are not glore's to delete).
+
+    Raises:
+        FileExistsError: the folder holds earlier predictions (without ``overwrite``) or files that are not
+            glore's, or the file exists (without ``overwrite``); the message names ``option`` and the path.
+    """
+    if not path.exists():
+        return
+    if not path.is_dir():
+        if not overwrite:
+            raise FileExistsError(f"{option} {str(path)!r} exists; replace it with --overwrite, or name another file")
+        path.unlink(missing_ok=True)
+        return
+    if not overwrite:
+        if any(path.iterdir()):
+            raise FileExistsError(
+                f"{option} folder {str(path)!r} already holds files (earlier predictions?); replace them with "
+                "--overwrite, or name an empty or new folder"
+            )
+        return
+    for pattern in PREDICTION_PATTERNS:
+        for old in path.glob(pattern):
+            old.unlink(missing_ok=True)  # every process of a torchrun evaluation clears alike
+    others = sorted(p.name for p in path.iterdir())
+    if others:
+        raise FileExistsError(
+            f"{option} folder {str(path)!r} holds files glore eval did not write ({others[0]!r}"
+            f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); empty it or name another folder"
+        )
 
 
 def metrics_json(metrics: dict[str, float], split: str) -> str:
@@ -87,16 +148,22 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.split:
         overrides.append(f"data.val_split={args.split}")
+    outputs = []
     if args.save_predictions:
         overrides.append(f"task_args.save_predictions={args.save_predictions}")
+        outputs.append(("--save-predictions", Path(args.save_predictions)))
     if args.color:
         if not args.save_predictions:
             print("glore eval: --color needs --save-predictions", file=sys.stderr)
             return 2
-        overrides.append("task_args.save_color=true")
+        color = default_color_folder(args.save_predictions) if args.color is True else Path(args.color)
+        overrides.append(f"task_args.save_color={color}")
+        outputs.append(("--color", color))
     try:
         config = load_config(args.config, overrides)
-    except (ConfigError, FileNotFoundError) as err:
+        for option, path in outputs:
+            clear_predictions(option, path, overwrite=args.overwrite)
+    except (ConfigError, FileNotFoundError, FileExistsError) as err:
         print(f"glore eval: {err}", file=sys.stderr)
         return 2
     try:
