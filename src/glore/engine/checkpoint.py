@@ -4,10 +4,16 @@ A checkpoint is a dict (see docs/CONTRACTS.md): ``model`` (state dict), ``model_
 ``glore.models.create_model``), ``config``, ``epoch`` (epochs completed), ``optimizer``, ``scheduler``,
 ``scaler``, ``rng``, ``best_metric``, ``metrics``. Everything in it is a tensor, number, string, list, tuple
 or dict, so it loads without unpickling arbitrary objects.
+
+Every checkpoint carries ``checksum``, a SHA-256 of everything else in it (tensor bytes, dtypes, shapes, keys and
+values), computed when it is saved and verified when it is loaded: flipped bits in a file that still unpickles are
+reported as a corrupt checkpoint instead of resuming with other weights.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 from collections.abc import Mapping
@@ -23,6 +29,7 @@ from glore._io import atomic_path
 __all__ = [
     "CheckpointError",
     "capture_rng_state",
+    "checkpoint_checksum",
     "load_checkpoint",
     "load_model",
     "restore_rng_state",
@@ -34,32 +41,77 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or lacks a required entry."""
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Save ``state`` with ``torch.save`` atomically: into a temporary file in the same folder, flushed to
-    disk, then renamed over ``path`` with ``os.replace``. A crash at any point leaves either the previous
-    file or the new one, never a partial file, and no temporary file behind.
+def _feed(digest: Any, value: Any) -> None:
+    """Add ``value`` to ``digest`` in a form that tells types, keys, shapes and bytes apart."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())  # (numel * itemsize,) raw bytes
+    elif isinstance(value, Mapping):
+        digest.update(f"{{{len(value)};".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"[{len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        digest.update(f"s{len(data)};".encode() + data)
+    elif isinstance(value, bytes):
+        digest.update(f"b{len(value)};".encode() + value)
+    else:  # None, bools, ints, floats (repr is exact), dtypes ...
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def checkpoint_checksum(state: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of every entry of ``state`` but ``checksum`` itself."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in state.items() if k != "checksum"})
+    return "sha256:" + digest.hexdigest()
+
+
+def save_checkpoint(
+    state: Mapping[str, Any], path: str | os.PathLike, *, previous: str | os.PathLike | None = None
+) -> Path:
+    """Save ``state`` with its checksum, atomically: serialised in memory, written to a temporary file in the
+    same folder, flushed to disk, then renamed over ``path`` with ``os.replace``. A crash at any point leaves
+    either the previous file or the new one, never a partial file; a failed write (no space, the file-size
+    limit, no permission) raises ``glore._io.WriteError`` naming ``path`` and leaves no temporary file.
 
     Args:
         state: the checkpoint dict.
         path: the destination; its folder is created if needed.
+        previous: keep the checkpoint ``path`` held as this file (``previous.pt``), renamed once the new one is
+            whole on disk.
 
     Returns:
         ``path`` as a ``Path``.
     """
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+    state = {k: v for k, v in state.items() if k != "checksum"}
+    state["checksum"] = checkpoint_checksum(state)
+    # Serialised in memory first: a write that fails then fails in Python, with the OS's reason, instead of deep
+    # inside torch's zip writer.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path, previous=previous) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
     return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict with ``torch.load(weights_only=True)``.
+    """Load a checkpoint dict with ``torch.load(weights_only=True)`` and verify its checksum (checkpoints
+    written without one, by other tools, load unverified).
 
     Args:
         path: the checkpoint file.
         map_location: where tensors go.
 
     Raises:
-        CheckpointError: the file does not exist or cannot be read as a checkpoint.
+        CheckpointError: the file does not exist, cannot be read as a checkpoint, or its contents do not match
+            its checksum (a corrupt file).
     """
     path = Path(path)
     if not path.is_file():
@@ -70,6 +122,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {err}") from err
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {str(path)!r}: expected a dict, got {type(state).__name__}")
+    if "checksum" in state and checkpoint_checksum(state) != state["checksum"]:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: its contents do not match the checksum written with them"
+        )
     return state
 
 
