@@ -6,15 +6,28 @@ frame needed, decodes with FFmpeg's own threads and stops at the last frame need
 
 Sampling follows the official GloRe and Non-local recipes: T frames every ``interval`` frames (8 x 8 by default),
 from a random position in training; at test, ``num_clips`` clips evenly spaced over the video times
-``num_crops`` spatial crops (10 x 3). A video shorter than the span loops (indices wrap around), so every clip has T
-frames.
+``num_crops`` spatial crops. A video shorter than the span is sampled as ``short_video`` says: ``"official"``
+(consecutive frames 0, 1, 2, ... wrapping around, as the official sampler), ``"loop"`` (every ``interval`` frames,
+wrapping around) or ``"pad"`` (every ``interval`` frames, the last frame repeated, as SlowFast).
+
+Test protocols by name (``protocol``): ``"single_clip"``, the official test (one centre clip, one centre crop), and
+``"multi_view"``, 10 clips x 3 crops (both ends and the centre of the long side).
+
+Preprocessing presets (``preprocess``): ``"glore"`` (crop then resize with antialiasing, ImageNet mean/std) and
+``"official"``, the official code's (the whole frame resized to the short side with plain bilinear interpolation, then
+cropped; MXNet's mean and std, ``OFFICIAL_MEAN``/``OFFICIAL_STD``) for the official networks and their converted
+checkpoints. Training augmentation (``augment``): ``"glore"`` (short side drawn from ``short_side``, random crop,
+flip) or ``"official"`` (aspect jitter, short side, random crop, flip, HLS and pixel jitter: ``OFFICIAL_AUGMENT``).
 
 Layouts (``layout="auto"`` picks by what is in ``root``):
 
 - ``folder``: ``root/{split}/{class}/*.mp4`` (also .avi, .mkv, .webm, .mov);
 - ``csv``: the official Kinetics annotations ``root/{split}.csv`` (``label,youtube_id,time_start,time_end,split``)
   with the videos ``{youtube_id}_{start:06}_{end:06}.mp4`` anywhere under ``root/{split}/``;
-- ``list``: ``root/{split}.txt`` of lines ``id label path`` (the official GloRe lists; path relative to ``root``).
+- ``list``: lines ``id label path``: ``root/{split}.txt`` with paths relative to ``root``, or any ``list_file`` with
+  paths relative to ``video_root`` (both may contain ``{split}``), class names from ``class_file`` (lines ``index
+  name``); the official GloRe tree ``root/raw/list_cvt/kinetics_{split}[_avi].txt`` + ``mapping_table.txt`` with the
+  videos in ``root/raw/data/{split}_avi-288p/`` (or ``{split}/``) is found by itself.
 
 ``videofolder`` is the ``folder`` layout alone, for any video classification set.
 
@@ -30,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -46,6 +60,11 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "END_SLACK",
+    "OFFICIAL_AUGMENT",
+    "OFFICIAL_MEAN",
+    "OFFICIAL_STD",
+    "PROTOCOLS",
+    "SHORT_VIDEO",
     "VIDEO_EXTENSIONS",
     "HMDB51",
     "Kinetics",
@@ -54,6 +73,8 @@ __all__ = [
     "VideoFolder",
     "VideoReadError",
     "clip_starts",
+    "hls_jitter",
+    "read_class_file",
     "read_frames",
     "sample_indices",
     "video_info",
@@ -62,6 +83,31 @@ __all__ = [
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 _LOG = logging.getLogger(__name__)
 _SPLITS = {"train": "train", "val": "val", "validate": "val", "test": "test"}
+
+OFFICIAL_MEAN: tuple[float, float, float] = (124 / 255, 117 / 255, 104 / 255)
+"""The mean the official GloRe video networks were trained with (MXNet's default, ``network/config.py``)."""
+OFFICIAL_STD: tuple[float, float, float] = (1 / (0.0167 * 255),) * 3
+"""The official networks' standard deviation: MXNet's scale 0.0167 on [0, 255] pixels, 1 / (0.0167 * 255) on [0, 1]."""
+OFFICIAL_AUGMENT: dict[str, tuple[float, ...]] = {
+    "aspect_ratio": (0.8, 1.25),
+    "short_side": (224, 340),
+    "hls": (15, 35, 25),
+    "pixel": (-20, 20),
+}
+"""The official training augmentation (``data/iterator_factory.py``): the frame's aspect ratio scaled by r (the mean of
+two draws from ``aspect_ratio``, inverted half the time), its short side then drawn from ``short_side`` (the recipes
+set ``short_side`` to it), a random crop, a flip, hue/lightness/saturation offsets drawn from +-``hls`` (OpenCV's 8-bit
+HLS units: hue in 2-degree steps), and per-pixel noise between a low drawn from [pixel[0], 0] and a high drawn from
+[0, pixel[1]] grey levels."""
+SHORT_VIDEO = ("official", "loop", "pad")
+"""How a video shorter than a clip's span is sampled (see ``sample_indices``)."""
+PROTOCOLS: dict[str, tuple[int, int]] = {"single_clip": (1, 1), "multi_view": (10, 3)}
+"""Test protocols: (clips, crops) per video. ``single_clip`` is the official test (``test/test-single-clip.py``)."""
+_PREPROCESS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "glore": (IMAGENET_MEAN, IMAGENET_STD),
+    "official": (OFFICIAL_MEAN, OFFICIAL_STD),
+}
+_AUGMENT = ("glore", "official")
 
 
 class VideoReadError(OSError):
@@ -204,18 +250,101 @@ def read_frames(path: str | os.PathLike[str], indices: Sequence[int], *, threads
     return np.stack([found[int(i)] for i in indices])
 
 
-def sample_indices(num_frames: int, num_samples: int, interval: int, start: int) -> list[int]:
-    """``num_samples`` frame indices every ``interval`` frames from ``start``, wrapping around a short video."""
+def sample_indices(
+    num_frames: int, num_samples: int, interval: int, start: int, *, short_video: str = "loop"
+) -> list[int]:
+    """``num_samples`` frame indices every ``interval`` frames from ``start``.
+
+    When the clip runs past the end (a video shorter than the span ``(num_samples - 1) * interval + 1``),
+    ``short_video`` says what to take: ``"official"`` the consecutive frames 0, 1, 2, ... wrapping around (the official
+    samplers' ``(list(range(num_frames)) * num_samples)[:num_samples]``), ``"loop"`` every ``interval`` frames wrapping
+    around, ``"pad"`` every ``interval`` frames with the last frame repeated (SlowFast).
+
+    Raises:
+        ValueError: ``num_frames`` is not positive, or ``short_video`` is not one of ``SHORT_VIDEO``.
+    """
     if num_frames < 1:
         raise ValueError(f"num_frames: expected a positive count, got {num_frames}")
+    if short_video not in SHORT_VIDEO:
+        raise ValueError(f"short_video: expected one of {', '.join(SHORT_VIDEO)}, got {short_video!r}")
+    if start + (num_samples - 1) * interval < num_frames:
+        return [start + k * interval for k in range(num_samples)]
+    if short_video == "official":
+        return [k % num_frames for k in range(num_samples)]
+    if short_video == "pad":
+        return [min(start + k * interval, num_frames - 1) for k in range(num_samples)]
     return [(start + k * interval) % num_frames for k in range(num_samples)]
 
 
 def clip_starts(num_frames: int, span: int, num_clips: int) -> list[int]:
     """First frames of ``num_clips`` clips of ``span`` frames spread evenly over the video (the centre of each
-    of ``num_clips`` equal segments, as the Non-local test protocol does)."""
+    of ``num_clips`` equal segments, as the Non-local test protocol does), rounded half up: one clip starts at
+    ceil((num_frames - span) / 2), the official single-clip test's start."""
     room = max(num_frames - span, 0)
-    return [int(round(room * (k + 0.5) / num_clips)) for k in range(num_clips)]
+    return [math.floor(room * (k + 0.5) / num_clips + 0.5) for k in range(num_clips)]
+
+
+def official_resize_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(height, width)`` of a frame resized to ``short_side`` as the official ``Resize`` does: the long side
+    truncated (``int(short * long / short_of_frame)``), the frame kept when its short side already fits."""
+    if min(height, width) == short_side:
+        return height, width
+    if width < height:
+        return int(short_side * height / width), short_side
+    return short_side, int(short_side * width / height)
+
+
+def _rgb_to_hls(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> hue in degrees [0, 360), lightness and saturation in [0, 1]."""
+    r, g, b = rgb.unbind(-3)
+    vmax, vmin = rgb.amax(dim=-3), rgb.amin(dim=-3)
+    diff = vmax - vmin
+    light = (vmax + vmin) / 2
+    flat = diff == 0
+    safe = torch.where(flat, torch.ones_like(diff), diff)
+    sat = torch.where(light < 0.5, diff / (vmax + vmin).clamp_min(1e-12), diff / (2 - vmax - vmin).clamp_min(1e-12))
+    hue = torch.where(
+        vmax == r, 60 * (g - b) / safe, torch.where(vmax == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe)
+    )
+    hue = torch.where(hue < 0, hue + 360, hue)
+    return torch.stack([torch.where(flat, 0, hue), light, torch.where(flat, 0, sat)], dim=-3)
+
+
+def _hls_to_rgb(hls: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) hue in degrees, lightness and saturation in [0, 1] -> RGB in [0, 1] (the standard formula)."""
+    hue, light, sat = hls.unbind(-3)
+    m2 = torch.where(light <= 0.5, light * (1 + sat), light + sat - light * sat)
+    m1 = 2 * light - m2
+
+    def channel(h: torch.Tensor) -> torch.Tensor:
+        h = torch.remainder(h, 1.0)
+        rising = m1 + (m2 - m1) * h * 6
+        falling = m1 + (m2 - m1) * (2 / 3 - h) * 6
+        return torch.where(h < 1 / 6, rising, torch.where(h < 0.5, m2, torch.where(h < 2 / 3, falling, m1)))
+
+    turn = hue / 360
+    return torch.stack([channel(turn + 1 / 3), channel(turn), channel(turn - 1 / 3)], dim=-3)  # grey: m1 = m2
+
+
+def hls_jitter(clip: torch.Tensor, offsets: Sequence[float]) -> torch.Tensor:
+    """Shift hue, lightness and saturation of uint8 RGB frames, in OpenCV's 8-bit HLS units, as the official
+    ``RandomHLS``: the frames are converted to HLS (hue in [0, 180] as degrees / 2, lightness and saturation in
+    [0, 255], rounded), ``offsets`` added, each clipped to its range (hue to [0, 180]), and converted back to RGB.
+
+    Args:
+        clip: uint8 (..., 3, H, W) RGB frames.
+        offsets: (hue, lightness, saturation) offsets.
+
+    Returns:
+        uint8 (..., 3, H, W).
+    """
+    hls = _rgb_to_hls(clip.float() / 255)
+    units = torch.stack([hls[..., 0, :, :] / 2, hls[..., 1, :, :] * 255, hls[..., 2, :, :] * 255], dim=-3).round()
+    shift = torch.tensor([float(o) for o in offsets], dtype=units.dtype).view(3, 1, 1)
+    limit = torch.tensor([180.0, 255.0, 255.0]).view(3, 1, 1)
+    units = torch.minimum(torch.clamp_min(units + shift, 0), limit)
+    back = torch.stack([units[..., 0, :, :] * 2, units[..., 1, :, :] / 255, units[..., 2, :, :] / 255], dim=-3)
+    return (_hls_to_rgb(back) * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class VideoDataset(Dataset):
@@ -227,16 +356,26 @@ class VideoDataset(Dataset):
         train: random clips with augmentation (True) or ``num_clips`` x ``num_crops`` views of each video (False).
         num_frames: frames per clip (T).
         interval: frames between sampled frames (tau).
-        num_clips: test: temporal clips per video.
-        num_crops: test: spatial crops per clip (1: centre; 3: both ends and the centre of the long side).
+        protocol: test views by name (``PROTOCOLS``): ``"single_clip"`` (1 x 1, the official test) or
+            ``"multi_view"`` (10 x 3); None: ``num_clips`` x ``num_crops``.
+        num_clips: test: temporal clips per video (default 10, or the protocol's).
+        num_crops: test: spatial crops per clip, 1 (centre) or 3 (both ends and the centre of the long side);
+            default 3, or the protocol's.
         crop_size: side of the square crop.
-        short_side: training: (min, max) of the random short side; test: the short side, an int.
+        short_side: training: (min, max) of the random short side.
         test_short_side: the short side at test.
         hflip: training: flip probability.
-        mean: per-channel mean (of [0, 1] pixels).
-        std: per-channel standard deviation.
+        preprocess: ``"glore"`` (crop, then resize with antialiasing) or ``"official"`` (the whole frame resized with
+            plain bilinear interpolation, as the official code's OpenCV resize, then cropped at the official offsets);
+            also picks the default ``mean``/``std`` (ImageNet's, or ``OFFICIAL_MEAN``/``OFFICIAL_STD``).
+        augment: training augmentation, ``"glore"`` (short side, crop, flip) or ``"official"`` (``OFFICIAL_AUGMENT``:
+            aspect jitter, short side, crop, flip, HLS and pixel jitter).
+        short_video: how a video shorter than the span is sampled: ``"official"``, ``"loop"`` or ``"pad"``
+            (``sample_indices``).
+        mean: per-channel mean (of [0, 1] pixels); None: the ``preprocess`` preset's.
+        std: per-channel standard deviation; None: the preset's.
         on_error: "raise" or "skip".
-        min_frames: videos with fewer frames are unreadable (0: any length, short videos loop).
+        min_frames: videos with fewer frames are unreadable (0: any length, short videos as ``short_video`` says).
         transform: a callable applied to each normalised clip (3, T, H, W) after the built-in sampling and
             augmentation (e.g. extra augmentation); None for none.
         decode_threads: FFmpeg threads per video (``read_frames``' ``threads``): 0 lets FFmpeg choose; 1 spends
@@ -251,19 +390,33 @@ class VideoDataset(Dataset):
         train: bool = True,
         num_frames: int = 8,
         interval: int = 8,
-        num_clips: int = 10,
-        num_crops: int = 3,
+        protocol: str | None = None,
+        num_clips: int | None = None,
+        num_crops: int | None = None,
         crop_size: int = 224,
         short_side: Sequence[int] = (256, 320),
         test_short_side: int = 256,
         hflip: float = 0.5,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        preprocess: str = "glore",
+        augment: str = "glore",
+        short_video: str = "pad",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         on_error: str = "raise",
         min_frames: int = 0,
         transform: Any = None,
         decode_threads: int = 0,
     ) -> None:
+        if protocol is not None:
+            if protocol not in PROTOCOLS:
+                raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)} (or null), got {protocol!r}")
+            views = PROTOCOLS[protocol]
+            for name, given, wanted in (("num_clips", num_clips, views[0]), ("num_crops", num_crops, views[1])):
+                if given is not None and given != wanted:
+                    raise ValueError(f"{name}: protocol {protocol!r} takes {wanted}, got {given}; set one of the two")
+            num_clips, num_crops = views
+        num_clips = 10 if num_clips is None else num_clips
+        num_crops = 3 if num_crops is None else num_crops
         for name, value in (("num_frames", num_frames), ("interval", interval), ("num_clips", num_clips)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
@@ -275,6 +428,12 @@ class VideoDataset(Dataset):
             )
         if test_short_side < crop_size:
             raise ValueError(f"test_short_side: expected >= crop_size {crop_size}, got {test_short_side}")
+        if preprocess not in _PREPROCESS:
+            raise ValueError(f"preprocess: expected one of {', '.join(_PREPROCESS)}, got {preprocess!r}")
+        if augment not in _AUGMENT:
+            raise ValueError(f"augment: expected one of {', '.join(_AUGMENT)}, got {augment!r}")
+        if short_video not in SHORT_VIDEO:
+            raise ValueError(f"short_video: expected one of {', '.join(SHORT_VIDEO)}, got {short_video!r}")
         if not videos:
             raise ValueError("videos: the dataset is empty (no video files found for this split)")
         self.videos = [(str(p), int(y)) for p, y in videos]
@@ -282,11 +441,14 @@ class VideoDataset(Dataset):
         self.num_classes = len(self.classes)
         self.train = train
         self.num_frames, self.interval = num_frames, interval
+        self.protocol = protocol
         self.num_clips, self.num_crops = num_clips, num_crops
         self.crop_size, self.short_side, self.test_short_side = crop_size, tuple(short_side), test_short_side
         self.hflip = hflip
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
+        self.preprocess, self.augment, self.short_video = preprocess, augment, short_video
+        default_mean, default_std = _PREPROCESS[preprocess]
+        self.mean = torch.tensor(default_mean if mean is None else mean, dtype=torch.float32).view(3, 1, 1, 1)
+        self.std = torch.tensor(default_std if std is None else std, dtype=torch.float32).view(3, 1, 1, 1)
         self.on_error = check_on_error(on_error)
         self.min_frames = min_frames
         self.transform = transform
@@ -309,35 +471,77 @@ class VideoDataset(Dataset):
         """The videos' paths."""
         return [p for p, _ in self.videos]
 
+    @property
+    def span(self) -> int:
+        """Frames a clip covers: ``(num_frames - 1) * interval + 1``."""
+        return (self.num_frames - 1) * self.interval + 1
+
     def __len__(self) -> int:
         return len(self.videos) * self.num_views
+
+    def frame_indices(self, total: int, clip: int = 0) -> list[int]:
+        """The frames a clip of a video of ``total`` frames takes: a random start in training (drawn with
+        ``random``), else the start of test clip ``clip`` (``clip_starts``); short videos per ``short_video``."""
+        if self.train:
+            start = random.randint(0, max(total - self.span, 0))
+        else:
+            start = clip_starts(total, self.span, self.num_clips)[clip]
+        return sample_indices(total, self.num_frames, self.interval, start, short_video=self.short_video)
 
     def _frames(self, path: str, clip: int) -> np.ndarray:
         total, _ = video_info(path)
         if total < self.min_frames:
             raise VideoReadError(f"{path}: {total} frames, fewer than min_frames={self.min_frames}")
-        span = (self.num_frames - 1) * self.interval + 1
-        if self.train:
-            start = random.randint(0, max(total - span, 0))
-        else:
-            start = clip_starts(total, span, self.num_clips)[clip]
-        indices = sample_indices(total, self.num_frames, self.interval, start)
-        return read_frames(path, indices, threads=self.decode_threads)
+        return read_frames(path, self.frame_indices(total, clip), threads=self.decode_threads)
 
     def _transform(self, frames: np.ndarray, crop: int) -> torch.Tensor:
-        """Resize the short side, crop ``crop_size``, flip and normalise.
+        """Resize, crop ``crop_size``, augment (training) and normalise uint8 frames (T, H, W, 3) into a float clip
+        (3, T, crop_size, crop_size).
 
-        Done as one crop of the source frames followed by one resize of that crop (resize-then-crop up to
+        The ``"glore"`` paths crop the source frames, then resize that crop once (resize-then-crop up to
         interpolation at the crop's border and the rounding of the box), on uint8 pixels in channels-last memory
-        (torch's fast path, a fifth of the float path's time), then one conversion to float in the (3, T, H, W)
-        layout and an in-place normalisation. Random draws, in order: short side, crop corner, flip.
+        (torch's fast path, a fifth of the float path's time). ``preprocess="official"`` at test resizes whole frames
+        as the official ``Resize`` (plain bilinear, no antialiasing), then crops. Random draws (``random``), in
+        order: short side (aspect ratio first with ``augment="official"``), crop corner, flip; then the official
+        HLS and pixel jitter (noise from torch's generator).
         """
-        t, h, w, _ = frames.shape
+        t = frames.shape[0]
         size = self.crop_size
-        short = random.randint(self.short_side[0], self.short_side[1]) if self.train else self.test_short_side
-        scale = short / min(h, w)
-        box = min(max(int(round(size / scale)), 1), h, w)  # the source pixels that become the crop
-        if self.train:
+        source = torch.from_numpy(np.ascontiguousarray(frames))  # (T, H, W, 3)
+        if self.train and self.augment == "official":
+            region, antialias = self._official_train_region(source), False
+        elif self.train:
+            region, antialias = self._glore_region(source, random.randint(*self.short_side), None), True
+        elif self.preprocess == "official":
+            region, antialias = self._official_test_crop(source, crop), False
+        else:
+            region, antialias = self._glore_region(source, self.test_short_side, crop), True
+        clip = region.permute(0, 3, 1, 2)  # (T, h, w, 3) -> (T, 3, h, w), channels-last memory
+        if clip.shape[-2:] != (size, size):
+            shrink = max(clip.shape[-2:]) > size
+            clip = F.interpolate(
+                clip, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias and shrink
+            )
+        if self.train and random.random() < self.hflip:
+            clip = clip.flip(-1)
+        noise = None
+        if self.train and self.augment == "official":
+            clip = hls_jitter(clip, [int(random.uniform(-v, v)) for v in OFFICIAL_AUGMENT["hls"]])
+            pixel = OFFICIAL_AUGMENT["pixel"]
+            low, high = random.uniform(pixel[0], 0), random.uniform(0, pixel[1])
+            noise = torch.empty((3, t, size, size)).uniform_(low, high)  # grey levels, per pixel, frame and channel
+        out = torch.empty((3, t, size, size), dtype=torch.float32)
+        out.copy_(clip.permute(1, 0, 2, 3))  # (T, 3, H, W) -> (3, T, H, W), uint8 -> float
+        if noise is not None:
+            out.add_(noise)  # unclipped, as the official PixelJitter
+        return out.div_(255).sub_(self.mean).div_(self.std)
+
+    def _glore_region(self, source: torch.Tensor, short: int, crop: int | None) -> torch.Tensor:
+        """The source pixels that become the crop after resizing the short side to ``short``: a random box
+        (``crop`` None) or test crop ``crop``."""
+        _, h, w, _ = source.shape
+        box = min(max(int(round(self.crop_size * min(h, w) / short)), 1), h, w)
+        if crop is None:
             y, x = random.randint(0, h - box), random.randint(0, w - box)
         elif self.num_crops == 1:
             y, x = (h - box) // 2, (w - box) // 2
@@ -345,15 +549,43 @@ class VideoDataset(Dataset):
             y, x = (h - box) // 2, [0, (w - box) // 2, w - box][crop]
         else:
             y, x = [0, (h - box) // 2, h - box][crop], (w - box) // 2
-        region = torch.from_numpy(np.ascontiguousarray(frames[:, y : y + box, x : x + box]))  # (T, box, box, 3)
-        clip = region.permute(0, 3, 1, 2)  # (T, box, box, 3) -> (T, 3, box, box), channels-last memory
-        if box != size:
-            clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=box > size)
-        if self.train and random.random() < self.hflip:
-            clip = clip.flip(-1)
-        out = torch.empty((3, t, size, size), dtype=torch.float32)
-        out.copy_(clip.permute(1, 0, 2, 3))  # (T, 3, H, W) -> (3, T, H, W), uint8 -> float
-        return out.div_(255).sub_(self.mean).div_(self.std)
+        return source[:, y : y + box, x : x + box]  # (T, box, box, 3)
+
+    def _official_train_region(self, source: torch.Tensor) -> torch.Tensor:
+        """The official ``RandomScale`` + ``RandomCrop`` as a box of source pixels: the frame's aspect ratio scaled
+        by r, its short side drawn from ``short_side``, resized to (int(w' + 1), int(h' + 1)); a random crop of that,
+        mapped back to the source (rounded to whole pixels)."""
+        _, h, w, _ = source.shape
+        low, high = OFFICIAL_AUGMENT["aspect_ratio"]
+        ratio = 0.5 * (random.uniform(low, high) + random.uniform(low, high))
+        if random.random() > 0.5:
+            ratio = 1.0 / ratio
+        new_w, new_h = w * ratio, h / ratio
+        factor = random.uniform(*self.short_side) / min(new_w, new_h)
+        out_w, out_h = int(new_w * factor + 1), int(new_h * factor + 1)
+        x, y = random.randint(0, out_w - self.crop_size), random.randint(0, out_h - self.crop_size)
+        sx, sy = w / out_w, h / out_h  # source pixels per resized pixel
+        bx, by = min(int(round(x * sx)), w - 1), min(int(round(y * sy)), h - 1)
+        bw = min(max(int(round(self.crop_size * sx)), 1), w - bx)
+        bh = min(max(int(round(self.crop_size * sy)), 1), h - by)
+        return source[:, by : by + bh, bx : bx + bw]  # (T, bh, bw, 3)
+
+    def _official_test_crop(self, source: torch.Tensor, crop: int) -> torch.Tensor:
+        """The official test preprocessing: whole frames resized to ``test_short_side`` (``official_resize_shape``,
+        plain bilinear on uint8), then the centre crop at ``int(round((W - crop_size) / 2))`` (or three along the
+        long side)."""
+        _, h, w, _ = source.shape
+        new_h, new_w = official_resize_shape(h, w, self.test_short_side)
+        frames = source.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W), channels-last memory
+        if (new_h, new_w) != (h, w):
+            frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)
+        size = self.crop_size
+        y, x = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+        if self.num_crops == 3 and new_w >= new_h:
+            x = [0, x, new_w - size][crop]
+        elif self.num_crops == 3:
+            y = [0, y, new_h - size][crop]
+        return frames[:, :, y : y + size, x : x + size].permute(0, 2, 3, 1)  # (T, 3, s, s) -> (T, s, s, 3)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, Any]] | None:
         video, view = divmod(index, self.num_views)
@@ -376,13 +608,40 @@ def _find_videos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
 
 
-def _folder_layout(root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
+def _class_index(classes: Sequence[str]) -> dict[str, int]:
+    return {name: k for k, name in enumerate(classes)}
+
+
+def _warn_missing_classes(where: object, split: str, classes: Sequence[str], labels: set[int]) -> None:
+    missing = [name for k, name in enumerate(classes) if k not in labels]
+    if missing:
+        _LOG.warning(
+            "%s: %d of the %d classes have no video in the %r split (first: %s)",
+            where,
+            len(missing),
+            len(classes),
+            split,
+            ", ".join(missing[:3]),
+        )
+
+
+def _folder_layout(root: Path, split: str, classes: Sequence[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
     base = root / split
-    classes = sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
-    if not classes:
+    found = sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+    if not found:
         raise FileNotFoundError(f"root: no class folders in {base} (expected {split}/<class>/*.mp4)")
-    videos = [(str(p), k) for k, name in enumerate(classes) for p in _find_videos(base / name)]
-    return videos, classes
+    names = found if classes is None else list(classes)
+    index = _class_index(names)
+    extra = [name for name in found if name not in index]
+    if extra:
+        raise ValueError(
+            f"classes: {base} has the class folder {extra[0]!r}, which is not one of the {len(names)} classes "
+            f"of the training split ({len(extra)} such folders)"
+        )
+    videos = [(str(p), index[name]) for name in found for p in _find_videos(base / name)]
+    if classes is not None:
+        _warn_missing_classes(base, split, names, {y for _, y in videos})
+    return videos, names
 
 
 def _csv_layout(root: Path, split: str, classes: Sequence[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
@@ -393,34 +652,117 @@ def _csv_layout(root: Path, split: str, classes: Sequence[str] | None) -> tuple[
     if not rows or not needed <= set(rows[0]):
         raise ValueError(f"{path}: expected the columns label,youtube_id,time_start,time_end,split")
     names = sorted({r["label"] for r in rows}) if classes is None else list(classes)
-    index = {name: k for k, name in enumerate(names)}
+    index = _class_index(names)
+    for line, row in enumerate(rows, start=2):  # every row, downloaded or not: the class sets must agree
+        if row["label"] not in index:
+            raise ValueError(
+                f"{path}, line {line}: label {row['label']!r} is not one of the {len(names)} classes of the "
+                "training split"
+            )
     files = {p.name: p for p in _find_videos(root / split)} if (root / split).is_dir() else {}
     videos = []
-    for line, row in enumerate(rows, start=2):
+    for row in rows:
         name = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
         found = next((files[name + ext] for ext in VIDEO_EXTENSIONS if name + ext in files), None)
         if found is None:
             continue  # Kinetics videos disappear from YouTube: a missing file is left out, counted below
-        if row["label"] not in index:
-            raise ValueError(f"{path}, line {line}: label {row['label']!r} is not one of the {len(names)} classes")
         videos.append((str(found), index[row["label"]]))
     if len(videos) < len(rows):
         _LOG.warning("%s: %d of %d annotated videos are not under %s", path, len(rows) - len(videos), len(rows), root)
+    if classes is not None:
+        _warn_missing_classes(path, split, names, {index[r["label"]] for r in rows})
     return videos, names
 
 
-def _list_layout(root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
-    path = root / f"{split}.txt"
-    videos = []
+def read_class_file(path: str | os.PathLike[str]) -> list[str]:
+    """Class names from a file of lines ``index name`` (tab or spaces; the official ``mapping_table.txt`` counts
+    from 0, UCF101's ``classInd.txt`` from 1), in index order.
+
+    Raises:
+        ValueError: a line is not ``index name``, or the indices are not consecutive from 0 or 1.
+    """
+    path = Path(path)
+    entries = []
     for line, text in enumerate(path.read_text().splitlines(), start=1):
         if not text.strip():
             continue
-        parts = text.split()
-        if len(parts) < 3 or not parts[1].isdigit():
+        parts = text.split(maxsplit=1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise ValueError(f"{path}, line {line}: expected 'index name', got {text!r}")
+        entries.append((int(parts[0]), parts[1].strip()))
+    indices = [k for k, _ in entries]
+    first = min(indices, default=0)
+    if first not in (0, 1) or sorted(indices) != list(range(first, first + len(entries))):
+        raise ValueError(f"{path}: expected the indices 0..N-1 (or 1..N), each once")
+    return [name for _, name in sorted(entries)]
+
+
+_OFFICIAL_LISTS = "raw/list_cvt"
+
+
+def _official_list(root: Path, split: str) -> tuple[Path, Path]:
+    """The list and video folder of ``split`` in the official GloRe tree (``raw/list_cvt``, ``raw/data``)."""
+    lists, data = root / _OFFICIAL_LISTS, root / "raw" / "data"
+    candidates = [
+        (f"kinetics_{split}_avi.txt", f"{split}_avi-288p"),
+        (f"kinetics_{split}_avi.txt", split),
+        (f"kinetics_{split}.txt", split),
+    ]
+    for name, folder in candidates:
+        if (lists / name).is_file() and (data / folder).is_dir():
+            return lists / name, data / folder
+    raise FileNotFoundError(
+        f"root: {lists} has no kinetics_{split}_avi.txt or kinetics_{split}.txt whose videos are in "
+        f"{data}/{split}_avi-288p or {data}/{split}; name them with list_file and video_root"
+    )
+
+
+def _list_layout(
+    root: Path,
+    split: str,
+    classes: Sequence[str] | None,
+    list_file: str | None,
+    video_root: str | None,
+    class_file: str | None,
+) -> tuple[list[tuple[str, int]], list[str]]:
+    if list_file is None and not (root / f"{split}.txt").is_file() and (root / _OFFICIAL_LISTS).is_dir():
+        path, base = _official_list(root, split)
+    else:
+        path = root / (list_file.format(split=split) if list_file else f"{split}.txt")
+        base = root / video_root.format(split=split) if video_root else root
+    if not path.is_file():
+        raise FileNotFoundError(f"list_file: no list {path} for the {split!r} split")
+    if not base.is_dir():
+        raise FileNotFoundError(f"video_root: {base} is not a folder")
+    mapping = root / class_file if class_file else path.with_name("mapping_table.txt")
+    if class_file and not mapping.is_file():
+        raise FileNotFoundError(f"class_file: no file {mapping}")
+    table = read_class_file(mapping) if mapping.is_file() else None
+    if table is not None and classes is not None and list(classes) != table:
+        raise ValueError(f"classes: {mapping} names other classes than the training split's")
+    listed = []
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        parts = text.split(maxsplit=2)
+        if len(parts) < 3 or not parts[1].lstrip("-").isdigit():
             raise ValueError(f"{path}, line {line}: expected 'id label path', got {text!r}")
-        videos.append((str(root / " ".join(parts[2:])), int(parts[1])))
-    num = max((y for _, y in videos), default=-1) + 1
-    return videos, [str(k) for k in range(num)]
+        listed.append((line, int(parts[1]), parts[2].strip()))
+    names = table if table is not None else list(classes) if classes is not None else None
+    if names is None:
+        names = [str(k) for k in range(max((y for _, y, _ in listed), default=-1) + 1)]
+    for line, label, _ in listed:
+        if not 0 <= label < len(names):
+            raise ValueError(
+                f"{path}, line {line}: label {label} is not a class index 0..{len(names) - 1}"
+                + (" (the official test list has no labels)" if label < 0 else "")
+            )
+    videos = [(str(base / rel), label) for _, label, rel in listed if (base / rel).is_file()]
+    if len(videos) < len(listed):
+        _LOG.warning("%s: %d of %d listed videos are not under %s", path, len(listed) - len(videos), len(listed), base)
+    if classes is not None or table is not None:
+        _warn_missing_classes(path, split, names, {y for _, y, _ in listed})
+    return videos, names
 
 
 class Kinetics(VideoDataset):
@@ -430,8 +772,15 @@ class Kinetics(VideoDataset):
         root: the dataset folder.
         split: "train", "val" or "test".
         layout: "auto", "folder", "csv" or "list".
-        classes: class names in label order (default: sorted names found in the split; give the training split's
-            for a validation split that lacks some classes).
+        classes: class names in label order (default: sorted names found in the split, or the list layout's
+            class file); give the training split's to a validation split: a class the training split lacks is then
+            an error naming it, and labels keep the training split's indices when the validation split lacks a class.
+        list_file: ``list`` layout: the list of the split, relative to ``root``, ``{split}`` replaced by the split
+            (default ``{split}.txt``, or the official tree's ``raw/list_cvt/kinetics_{split}[_avi].txt``).
+        video_root: ``list`` layout: the folder the list's paths are relative to, relative to ``root`` (``{split}``
+            replaced; default ``root``, or the official tree's ``raw/data/{split}_avi-288p`` or ``raw/data/{split}``).
+        class_file: ``list`` layout: lines ``index name`` naming the classes, relative to ``root`` (default:
+            ``mapping_table.txt`` beside the list when there is one, else the names "0", "1", ...).
         on_error: "raise" or "skip".
         **kwargs: sampling and transform options of ``VideoDataset`` (``train`` defaults to ``split == "train"``).
     """
@@ -443,6 +792,9 @@ class Kinetics(VideoDataset):
         *,
         layout: str = "auto",
         classes: Sequence[str] | None = None,
+        list_file: str | None = None,
+        video_root: str | None = None,
+        class_file: str | None = None,
         on_error: str = "raise",
         train: bool | None = None,
         **kwargs: Any,
@@ -452,18 +804,23 @@ class Kinetics(VideoDataset):
             raise FileNotFoundError(f"root: {root} is not a folder")
         split = check_split(split, _SPLITS, "kinetics")
         if layout == "auto":
-            has = {kind: (root / f"{split}.{kind}").is_file() for kind in ("csv", "txt")}
-            layout = "csv" if has["csv"] else "list" if has["txt"] else "folder"
+            if (root / f"{split}.csv").is_file():
+                layout = "csv"
+            elif list_file or (root / f"{split}.txt").is_file() or (root / _OFFICIAL_LISTS).is_dir():
+                layout = "list"
+            else:
+                layout = "folder"
+        if layout != "list" and (list_file or video_root or class_file):
+            raise ValueError(f"list_file, video_root and class_file belong to layout 'list', not {layout!r}")
         if layout == "csv":
             videos, names = _csv_layout(root, split, classes)
         elif layout == "list":
-            videos, names = _list_layout(root, split)
+            videos, names = _list_layout(root, split, classes, list_file, video_root, class_file)
         elif layout == "folder":
-            videos, names = _folder_layout(root, split)
+            videos, names = _folder_layout(root, split, classes)
         else:
             raise ValueError(f"layout: expected 'auto', 'folder', 'csv' or 'list', got {layout!r}")
-        if classes is not None and layout != "csv":
-            names = list(classes)
+        self.layout = layout
         train = split == "train" if train is None else train
         super().__init__(videos, names, train=train, on_error=on_error, **kwargs)
 

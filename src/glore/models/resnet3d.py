@@ -338,9 +338,12 @@ def _resnet3d(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet3D:
 
 # Kinetics-400 as the paper tests it: 8 frames every 8, the shorter side resized to 256 and 224 x 224 crops.
 _KINETICS_CFG = {"task": "video", "input_size": (3, 8, 224, 224), "frame_interval": 8, "num_classes": 400}
+# The official networks (and their "lite" 2D weights) were trained on MXNet's normalisation (network/config.py of
+# facebookresearch/GloRe): mean (124, 117, 104) / 255, std 1 / (0.0167 * 255). glore.data.video.OFFICIAL_MEAN/STD.
+_OFFICIAL_CFG = {**_KINETICS_CFG, "mean": (124 / 255, 117 / 255, 104 / 255), "std": (1 / (0.0167 * 255),) * 3}
 
 
-@register_model(default_cfg=_KINETICS_CFG)
+@register_model(default_cfg=_OFFICIAL_CFG)
 def resnet50_3d(**kwargs: Any) -> ResNet3D:
     """The GloRe paper's 3D ResNet-50 (Kinetics): 3-4-6-3 pre-activation bottlenecks, 32-channel (3,5,5) stem.
 
@@ -349,7 +352,7 @@ def resnet50_3d(**kwargs: Any) -> ResNet3D:
     return _resnet3d(dict(depths=(3, 4, 6, 3)), kwargs)
 
 
-@register_model(default_cfg=_KINETICS_CFG)
+@register_model(default_cfg=_OFFICIAL_CFG)
 def resnet101_3d(**kwargs: Any) -> ResNet3D:
     """The GloRe paper's 3D ResNet-101 (Kinetics): 3-4-23-3 pre-activation bottlenecks.
 
