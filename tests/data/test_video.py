@@ -4,6 +4,7 @@ videos and the synthetic relational_video data (``glore data check``: tests/tool
 from __future__ import annotations
 
 import csv
+import math
 import random
 import shutil
 from fractions import Fraction
@@ -14,7 +15,18 @@ import pytest
 import torch
 
 from glore.data import collate, create_dataset
-from glore.data.video import END_SLACK, VideoReadError, clip_starts, read_frames, sample_indices, video_info
+from glore.data.video import (
+    END_SLACK,
+    OFFICIAL_MEAN,
+    OFFICIAL_STD,
+    VideoDataset,
+    VideoReadError,
+    clip_starts,
+    hls_jitter,
+    read_frames,
+    sample_indices,
+    video_info,
+)
 
 av = pytest.importorskip("av")
 
@@ -308,3 +320,185 @@ def test_relational_video_needs_the_start_and_the_end():
     assert saturated[:2].any() and saturated[-2:].any() and not saturated[2:6].any()
     other = create_dataset("relational_video", split="val", num_samples=4, num_frames=8, image_size=32)
     assert not torch.equal(other[0][0], data[0][0])
+
+
+# -- short videos, official sampling, augmentation and layouts ------------------------------------------------------
+
+
+def test_short_videos_are_sampled_as_short_video_says():
+    """A 20-frame video and an 8 x 8 clip (57 frames): the official consecutive frames, the loop, or padding."""
+    assert sample_indices(20, 8, 8, 0, short_video="official") == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert sample_indices(5, 8, 8, 0, short_video="official") == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert sample_indices(20, 8, 8, 0, short_video="loop") == [0, 8, 16, 4, 12, 0, 8, 16]
+    assert sample_indices(20, 8, 8, 0, short_video="pad") == [0, 8, 16, 19, 19, 19, 19, 19]
+    for mode in ("official", "loop", "pad"):  # a clip that fits is the same in every mode
+        assert sample_indices(100, 8, 8, 10, short_video=mode) == [10, 18, 26, 34, 42, 50, 58, 66]
+    with pytest.raises(ValueError, match="short_video: expected one of official, loop, pad"):
+        sample_indices(20, 8, 8, 0, short_video="repeat")
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("official", [0, 1, 2, 3]), ("pad", [0, 8, 16, 19])])
+def test_the_dataset_samples_a_short_video_per_short_video(tmp_path, mode, expected):
+    path = write_video(tmp_path / "short.mp4", frames=20)
+    for train in (True, False):
+        data = VideoDataset(
+            [(str(path), 0)], ["a"], train=train, num_frames=4, interval=8, crop_size=32, short_side=(40, 40),
+            test_short_side=40, protocol="single_clip", short_video=mode, mean=(0, 0, 0), std=(1, 1, 1),
+        )  # fmt: skip
+        clip = data[0][0]  # (3, T, H, W) in [0, 1]
+        assert (clip.mean(dim=(0, 2, 3)) * 255 / STEP).round().tolist() == expected
+
+
+def test_one_test_clip_starts_where_the_official_test_clip_does():
+    """The official EvenlySampling with one clip starts at ceil((frames - span) / 2); rounding half to even did not."""
+    assert clip_starts(58, 57, 1) == [1] and clip_starts(62, 57, 1) == [3] and clip_starts(57, 57, 1) == [0]
+    assert [clip_starts(n, 57, 1)[0] for n in range(57, 80)] == [math.ceil((n - 57) / 2) for n in range(57, 80)]
+
+
+def test_protocols_name_the_test_views():
+    kwargs = {"crop_size": 32, "short_side": (40, 40), "test_short_side": 40}
+    single = VideoDataset([("a.mp4", 0)], ["a"], train=False, protocol="single_clip", **kwargs)
+    multi = VideoDataset([("a.mp4", 0)], ["a"], train=False, protocol="multi_view", **kwargs)
+    assert (single.num_clips, single.num_crops, single.num_views) == (1, 1, 1)
+    assert (multi.num_clips, multi.num_crops, multi.num_views) == (10, 3, 30)
+    with pytest.raises(ValueError, match="num_crops: protocol 'single_clip' takes 1, got 3"):
+        VideoDataset([("a.mp4", 0)], ["a"], protocol="single_clip", num_crops=3, **kwargs)
+    with pytest.raises(ValueError, match="protocol: expected one of single_clip, multi_view"):
+        VideoDataset([("a.mp4", 0)], ["a"], protocol="ten_crop", **kwargs)
+
+
+def test_presets_pick_the_normalisation_and_the_official_one_is_mxnets():
+    from glore.models import get_default_cfg
+
+    assert OFFICIAL_MEAN == (124 / 255, 117 / 255, 104 / 255) and OFFICIAL_STD == (1 / (0.0167 * 255),) * 3
+    official = VideoDataset([("a.mp4", 0)], ["a"], preprocess="official")
+    assert torch.allclose(official.mean.flatten(), torch.tensor(OFFICIAL_MEAN))
+    assert torch.allclose(official.std.flatten(), torch.tensor(OFFICIAL_STD))
+    assert torch.allclose(VideoDataset([("a.mp4", 0)], ["a"]).mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    for name in ("resnet50_3d", "resnet101_3d"):  # the official networks carry it in their default config
+        cfg = get_default_cfg(name)
+        assert cfg["mean"] == pytest.approx(OFFICIAL_MEAN) and cfg["std"] == pytest.approx(OFFICIAL_STD)
+    with pytest.raises(ValueError, match="preprocess: expected one of glore, official"):
+        VideoDataset([("a.mp4", 0)], ["a"], preprocess="mxnet")
+    with pytest.raises(ValueError, match="augment: expected one of glore, official"):
+        VideoDataset([("a.mp4", 0)], ["a"], augment="strong")
+
+
+def test_hls_jitter_matches_colorsys_in_opencvs_8_bit_units():
+    """The reference: Python's colorsys per pixel, quantised as OpenCV's 8-bit HLS (hue / 2, lightness and
+    saturation x 255), offsets added and clipped (hue to [0, 180]), converted back."""
+    import colorsys
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (2, 3, 5, 6), dtype=np.uint8)  # (T, 3, H, W)
+    image[0, :, 0, 0] = 128  # a grey pixel: no hue, no saturation
+    for offsets in [(0, 0, 0), (12, -30, 20), (-15, 35, -25), (170, 0, 0)]:
+        got = hls_jitter(torch.from_numpy(image), offsets).numpy().astype(int)
+        for t, y, x in np.ndindex(2, 5, 6):
+            h, light, s = colorsys.rgb_to_hls(*(image[t, :, y, x] / 255.0))
+            errors = []
+            for nudge in (-1e-9, 1e-9):  # a value on a rounding boundary (115.49999 or 115.5) may go either way
+                units = [round(v + nudge) for v in (h * 180, light * 255, s * 255)]
+                units = [min(max(u + o, 0), lim) for u, o, lim in zip(units, offsets, (180, 255, 255), strict=True)]
+                rgb = colorsys.hls_to_rgb(units[0] / 180, units[1] / 255, units[2] / 255)
+                errors.append(np.abs(got[t, :, y, x] - [round(c * 255) for c in rgb]).max())
+            assert min(errors) <= 1, (offsets, image[t, :, y, x])
+
+
+def test_the_official_training_augmentation_jitters_aspect_scale_colour_and_pixels():
+    frames = np.full((2, 96, 128, 3), 128, dtype=np.uint8)  # (T, H, W, 3) grey
+    data = VideoDataset(
+        [("a.mp4", 0)], ["a"], augment="official", crop_size=64, short_side=(64, 96), mean=(0, 0, 0), std=(1, 1, 1)
+    )
+    squares, shorts = [], []
+    random.seed(0)
+    for _ in range(300):
+        region = data._official_train_region(torch.from_numpy(frames))  # (T, bh, bw, 3) source pixels
+        _, bh, bw, _ = region.shape
+        squares.append((bh / 96) / (bw / 128) * 96 / 128)  # r^2: the resized frame is (h / r, w * r) x factor
+        shorts.append(min(64 * 96 / bh, 64 * 128 / bw))  # the resized frame's short side
+    assert 0.55 < min(squares) < 0.8 and 1.3 < max(squares) < 1.7  # r^2 within [0.8^2, 1.25^2], boxes rounded
+    assert 62 < min(shorts) < 70 and 90 < max(shorts) < 100  # short side drawn from 64-96
+    random.seed(0)
+    clips = [data._transform(frames, 0) * 255 for _ in range(20)]  # grey -> one colour per clip, plus noise
+    for clip in clips:
+        assert clip.shape == (3, 2, 64, 64)
+        spread = clip.amax(dim=(1, 2, 3)) - clip.amin(dim=(1, 2, 3))
+        assert (spread <= 40 + 1e-3).all() and (spread > 0).all()  # pixel noise within [low, high] in [-20, 20]
+    colours = torch.stack([c.median(dim=-1).values.median(dim=-1).values[:, 0] for c in clips])  # (20, 3)
+    assert colours.std(dim=0).min() > 2  # HLS jitter changes the colour from clip to clip
+    glore = VideoDataset([("a.mp4", 0)], ["a"], crop_size=64, short_side=(64, 96), mean=(0, 0, 0), std=(1, 1, 1))
+    assert torch.allclose(glore._transform(frames, 0) * 255, torch.full((3, 2, 64, 64), 128.0))  # no colour
+
+
+def write_official_tree(root: Path, video: Path, *, val_labels: list[int]) -> None:
+    """The official GloRe Kinetics tree: raw/list_cvt lists and mapping_table.txt, raw/data/{split}_avi-288p."""
+    lists = root / "raw" / "list_cvt"
+    lists.mkdir(parents=True)
+    (lists / "mapping_table.txt").write_text("0\tabseiling\n1\tair_drumming\n2\tzumba")
+    for split, labels in (("train", [0, 1, 2, 1]), ("val", val_labels)):
+        lines = []
+        for k, label in enumerate(labels):
+            name = ["abseiling", "air_drumming", "zumba", "unknown"][label]
+            rel = f"{name}/{split}{k}_000001_000011.avi"
+            target = root / "raw" / "data" / f"{split}_avi-288p" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(video, target)
+            lines.append(f"{k}\t{label}\t{rel}")
+        lines.append(f"{len(labels)}\t0\tabseiling/never_downloaded.avi")  # listed, not on disk: left out
+        (lists / f"kinetics_{split}_avi.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_the_official_list_tree_reads_as_it_is(tmp_path, video, caplog):
+    write_official_tree(tmp_path, video, val_labels=[2, 0])
+    train = create_dataset("kinetics", tmp_path, "train", **dataset_kwargs())
+    assert train.layout == "list" and train.classes == ["abseiling", "air_drumming", "zumba"]
+    assert [(Path(p).parent.name, y) for p, y in train.videos] == [
+        ("abseiling", 0), ("air_drumming", 1), ("zumba", 2), ("air_drumming", 1)
+    ]  # fmt: skip
+    assert all("train_avi-288p" in p for p, _ in train.videos) and train[0][0].shape == (3, 4, 32, 32)
+    with caplog.at_level("WARNING"):
+        val = create_dataset("kinetics", tmp_path, "val", classes=train.classes, **dataset_kwargs())
+    assert [y for _, y in val.videos] == [2, 0] and all("val_avi-288p" in p for p in val.video_names)
+    assert "1 of the 3 classes have no video in the 'val' split (first: air_drumming)" in caplog.text
+    assert "1 of 3 listed videos are not under" in caplog.text
+    # the same files named explicitly, {split} standing for the split
+    named = create_dataset(
+        "kinetics", tmp_path, "val", layout="list", list_file="raw/list_cvt/kinetics_{split}_avi.txt",
+        video_root="raw/data/{split}_avi-288p", class_file="raw/list_cvt/mapping_table.txt", **dataset_kwargs(),
+    )  # fmt: skip
+    assert named.videos == val.videos and named.classes == val.classes
+
+
+def test_an_official_list_label_outside_the_classes_is_named(tmp_path, video):
+    write_official_tree(tmp_path, video, val_labels=[2, 3])
+    with pytest.raises(ValueError, match=r"kinetics_val_avi.txt, line 2: label 3 is not a class index 0..2"):
+        create_dataset("kinetics", tmp_path, "val")
+
+
+def test_a_val_csv_label_absent_from_train_is_named(tmp_path, video):
+    for split, labels in (("train", ["abseiling", "zumba"]), ("val", ["abseiling", "yodelling"])):
+        (tmp_path / split).mkdir()
+        with open(tmp_path / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for k, label in enumerate(labels):
+                writer.writerow([label, f"{split}{k}", 1, 11, split])
+                shutil.copy(video, tmp_path / split / f"{split}{k}_000001_000011.mp4")
+    train = create_dataset("kinetics", tmp_path, "train")
+    with pytest.raises(ValueError, match=r"val.csv, line 3: label 'yodelling' is not one of the 2 classes"):
+        create_dataset("kinetics", tmp_path, "val", classes=train.classes)
+
+
+def test_a_val_folder_missing_a_class_keeps_the_training_indices(tmp_path, video, caplog):
+    make_tree(tmp_path, video)
+    shutil.rmtree(tmp_path / "val" / "jump")
+    train = create_dataset("kinetics", tmp_path, "train", **dataset_kwargs())
+    with caplog.at_level("WARNING"):
+        val = create_dataset("kinetics", tmp_path, "val", classes=train.classes, **dataset_kwargs())
+    assert val.classes == ["jump", "run"] and [y for _, y in val.videos] == [1, 1]
+    assert "1 of the 2 classes have no video in the 'val' split (first: jump)" in caplog.text
+    (tmp_path / "val" / "yodel").mkdir()
+    shutil.copy(video, tmp_path / "val" / "yodel" / "y.mp4")
+    with pytest.raises(ValueError, match=r"has the class folder 'yodel', which is not one of the 2 classes"):
+        create_dataset("kinetics", tmp_path, "val", classes=train.classes)

@@ -338,7 +338,7 @@ def hls_jitter(clip: torch.Tensor, offsets: Sequence[float]) -> torch.Tensor:
     Returns:
         uint8 (..., 3, H, W).
     """
-    hls = _rgb_to_hls(clip.float() / 255)
+    hls = _rgb_to_hls(clip.double() / 255)  # float64: the 8-bit rounding as exact as OpenCV's
     units = torch.stack([hls[..., 0, :, :] / 2, hls[..., 1, :, :] * 255, hls[..., 2, :, :] * 255], dim=-3).round()
     shift = torch.tensor([float(o) for o in offsets], dtype=units.dtype).view(3, 1, 1)
     limit = torch.tensor([180.0, 255.0, 255.0]).view(3, 1, 1)
