@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
+
+from ._reduce import all_reduce_, is_distributed
 
 __all__ = ["ClassificationMeter", "mean_class_accuracy", "topk_accuracy", "topk_correct"]
 
@@ -144,12 +145,12 @@ class ClassificationMeter:
         Args:
             device: where the collective runs (CUDA for NCCL, CPU for gloo).
         """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if not is_distributed():
             return
         packed = torch.cat(
             [self.topk_hits, self.correct_per_class, self.total_per_class, self.invalid_targets.reshape(1)]
         ).to(device)
-        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+        all_reduce_(packed)
         k, c = len(self.ks), self.num_classes
         self.topk_hits = packed[:k].clone()
         self.correct_per_class = packed[k : k + c].clone()

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from glore.engine.distributed import all_reduce_sum
+from ._reduce import all_reduce_
 
 __all__ = ["SegmentationMeter"]
 
@@ -266,8 +266,7 @@ class SegmentationMeter:
             ]
         ).to(device)
         floats = torch.cat([self.inst_tp, self.inst_tp_cat]).to(device)
-        all_reduce_sum(ints)
-        all_reduce_sum(floats)
+        all_reduce_(ints, floats)
         k = self.num_classes
         size = k * (k + 1)
         self.conf = ints[:size].view(k, k + 1).clone()

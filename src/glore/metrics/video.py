@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ._reduce import all_reduce_, is_distributed
+
 __all__ = ["VideoMeter"]
 
 
@@ -92,13 +94,12 @@ class VideoMeter:
 
     def reduce(self, device: torch.device | str = "cpu") -> None:
         """Sum over all processes (a no-op without a process group). Call it on every process."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if not is_distributed():
             return
         self._to(torch.device(device))
-        for tensor in (self.clip_hits, self.clips, self.prob_sum, self.views):
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        all_reduce_(self.clip_hits, self.clips, self.prob_sum, self.views)
         # Every process saw some of the videos' labels: the largest is the label (unseen ones stay -1).
-        dist.all_reduce(self.labels, op=dist.ReduceOp.MAX)
+        all_reduce_(self.labels, op="max")
 
     def compute(self) -> dict[str, float]:
         """``clip_top{k}``, ``video_top{k}``, ``count`` (views), ``videos`` (videos with at least one view).
