@@ -500,7 +500,8 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
         The checked configuration.
 
     Raises:
-        ConfigError: an unknown key (the message lists the valid keys) or a value of the wrong type.
+        ConfigError: an unknown key (the message lists the valid keys) or a value of the wrong type, in the
+            config's sections or in the task's settings (``task_args``, checked by the task ``task`` names).
         FileNotFoundError: ``source`` is a path that does not exist.
     """
     if source is None:
@@ -523,7 +524,12 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
             raise ConfigError(f"config {str(path)!r}: expected a mapping of sections ({_keys(Config)})")
         values = _deep_copy(loaded)
     apply_overrides(values, overrides)
-    return _build(Config, values)
+    config = _build(Config, values)
+    # The task's own part (task_args against its typed settings, data.* it would drop), through the task registry.
+    from .task import check_task_config
+
+    check_task_config(config)
+    return config
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -15,15 +15,16 @@ with ``register_task``; the engine never imports them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .config import Config
+from .config import Config, ConfigError, DataConfig
+from .settings import Setting, resolve_settings
 
-__all__ = ["Meter", "TASKS", "Task", "build_task", "register_task"]
+__all__ = ["Meter", "TASKS", "Task", "build_task", "check_task_config", "register_task", "task_class"]
 
 Direction = Literal["max", "min"]
 
@@ -56,6 +57,10 @@ class Task:
             loss the loop measures) is always available and minimised.
         train_metrics: whether the loop also measures the task's metrics on training batches (from the outputs of
             ``train_step``); per-step training metrics cost a meter update each step.
+        settings: the task's options (``config.task_args``), name -> ``glore.engine.settings.Setting`` (type,
+            range or choices, default, meaning): ``load_config`` checks a recipe's values against them, and any
+            other key is refused (``{}``: the task has no options). ``None`` (a task that declares nothing) leaves
+            ``task_args`` unchecked.
 
     Args:
         config: the run's configuration.
@@ -63,9 +68,35 @@ class Task:
 
     metrics: dict[str, Direction] = {}
     train_metrics: bool = False
+    settings: ClassVar[Mapping[str, Setting] | None] = None
 
     def __init__(self, config: Config) -> None:
         self.config = config
+
+    # -- configuration ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def unused_data(cls, data: DataConfig) -> Mapping[str, str]:
+        """The ``data.*`` fields this task does not apply for ``data`` (its dataset and transform), each with what
+        to set instead; a value other than the default there is refused when the config loads (default: none)."""
+        return {}
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """Check the task's part of ``config`` when it loads: ``task_args`` against ``settings`` (the given values
+        are kept, converted: ints widened to floats where a float is declared), and no ``data.*`` value the task
+        would drop (``unused_data``).
+
+        Raises:
+            ConfigError: one line naming the key.
+        """
+        if cls.settings is not None:
+            config.task_args = resolve_settings(config.task_args, cls.settings, defaults=False)
+        defaults = DataConfig()
+        for name, instead in cls.unused_data(config.data).items():
+            value = getattr(config.data, name)
+            if value != getattr(defaults, name):
+                raise ConfigError(f"data.{name}: the {config.task} task does not use it ({instead}); got {value!r}")
 
     # -- metrics ------------------------------------------------------------------------------------------------
 
@@ -198,13 +229,27 @@ def _load_plugins() -> None:
             TASKS.setdefault(entry.name, cls)
 
 
-def build_task(config: Config) -> Task:
-    """The task that ``config.task`` names (a registered one, or one declared by an installed package)."""
-    if config.task not in TASKS:
+def task_class(name: str) -> type[Task]:
+    """The ``Task`` subclass registered as ``name`` (or declared by an installed package).
+
+    Raises:
+        ConfigError: no task has that name (the registered ones listed).
+    """
+    if name not in TASKS:
         _load_plugins()
-    if config.task not in TASKS:
-        raise ValueError(
-            f"task: expected one of {', '.join(sorted(TASKS)) or '(none registered)'}, got {config.task!r} "
+    if name not in TASKS:
+        raise ConfigError(
+            f"task: expected one of {', '.join(sorted(TASKS)) or '(none registered)'}, got {name!r} "
             "(tasks are found through the 'glore.tasks' entry points: after declaring one, reinstall: pip install -e .)"
         )
-    return TASKS[config.task](config)
+    return TASKS[name]
+
+
+def check_task_config(config: Config) -> None:
+    """What ``load_config`` runs on every config it loads: the named task's ``check_config``."""
+    task_class(config.task).check_config(config)
+
+
+def build_task(config: Config) -> Task:
+    """The task that ``config.task`` names (a registered one, or one declared by an installed package)."""
+    return task_class(config.task)(config)

@@ -1,17 +1,19 @@
-"""What several tasks share: building a zoo network from ``config.model`` and checking ``config.task_args``."""
+"""What several tasks share: building a zoo network from ``config.model``, checking ``config.task_args`` against a
+task's typed settings, and refusing ``data.*`` values a task would drop."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
 
 from glore.engine import Config
+from glore.engine.settings import resolve_settings
+from glore.engine.task import Task
 
-__all__ = ["build_zoo_model", "resolve_task_args"]
+__all__ = ["build_zoo_model", "dataset_parameters", "resolve_task_args"]
 
 
 def build_zoo_model(config: Config, train_dataset: Dataset, **extra: Any) -> nn.Module:
@@ -48,14 +50,24 @@ def build_zoo_model(config: Config, train_dataset: Dataset, **extra: Any) -> nn.
     return create_model(m.name, num_classes=num_classes, glore=m.glore, glore_args=glore_args, **kwargs)
 
 
-def resolve_task_args(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated with ``given`` (``config.task_args``), refusing keys the task does not have.
+def resolve_task_args(config: Config | None, task: type[Task]) -> dict[str, Any]:
+    """``config.task_args`` checked against ``task.settings`` and completed with their defaults, after the rest of
+    ``task.check_config`` (the ``data.*`` values it would drop): what ``load_config`` checks, checked again for a
+    ``Config`` built in code.
 
     Raises:
-        ValueError: an unknown key, named with the valid ones.
+        ConfigError: an unknown key (named with the valid ones) or a value that does not fit, one line naming it.
     """
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        valid = ", ".join(defaults) if defaults else "none (this task has no options)"
-        raise ValueError(f"task_args.{unknown[0]}: unknown option; valid: {valid}")
-    return {**defaults, **given}
+    if config is None:
+        return resolve_settings({}, task.settings)
+    task.check_config(config)
+    return resolve_settings(config.task_args, task.settings)
+
+
+def dataset_parameters(name: str) -> list[str]:
+    """The keyword arguments the ``glore.data`` dataset ``name`` takes beyond root, split and transform (empty for
+    a name that is not registered: ``create_dataset`` names it when the dataset is built)."""
+    from glore.data import _DATASETS, _extra_arguments
+
+    cls = _DATASETS.get(name.lower()) if isinstance(name, str) else None
+    return _extra_arguments(cls) if cls is not None else []

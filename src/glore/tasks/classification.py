@@ -3,13 +3,15 @@ smoothing, top-1/top-5/mean per-class accuracy."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from glore.engine.config import DataConfig
+from glore.engine.settings import Setting
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
@@ -45,11 +47,21 @@ class ClassificationTask(Task):
 
     metrics = {"top1": "max", "top5": "max", "mean_class_acc": "max"}
     train_metrics = True
+    # Classification has no options of its own: a key here is a mistake (e.g. --save-predictions).
+    settings: ClassVar[dict[str, Setting]] = {}
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        # Classification has no options of its own: a key here is a mistake (e.g. --save-predictions).
-        resolve_task_args(config.task_args if config is not None else {}, {})
+        resolve_task_args(config, type(self))
+
+    @classmethod
+    def unused_data(cls, data: DataConfig) -> dict[str, str]:
+        """Without the standard transform (``data.transform: none``, or the relational data, which makes normalised
+        tensors itself) the preprocessing fields are not applied."""
+        if data.transform == "standard" and data.name != "relational":
+            return {}
+        why = "data.transform is none" if data.transform == "none" else "the relational data normalises itself"
+        return {name: why for name in ("mean", "std", "color_jitter", "crop_scale", "eval_crop_ratio")}
 
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
         """A dataset from ``config.data`` through ``glore.data.create_dataset``."""

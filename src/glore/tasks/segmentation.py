@@ -2,39 +2,27 @@
 whole-image or sliding-window inference with multi-scale and flip testing, confusion-matrix metrics (mIoU, and the
 Cityscapes iIoU when instance maps are given), and predictions written as PNGs.
 
-``config.task_args`` (all optional):
+Preprocessing: ``data.mean`` and ``data.std`` normalise the images (``data.transform: standard``); the training
+augmentation and the evaluation resize are the task's own settings below, so ``data.color_jitter``,
+``data.crop_scale`` and ``data.eval_crop_ratio`` (image classification's) are refused when the config loads.
 
-=====================  ===================  ==================================================================
-key                    default              meaning
-=====================  ===================  ==================================================================
-aux_weight             0.4                  weight of the auxiliary head's loss (``{"out", "aux"}`` outputs)
-ohem                   null                 ``{thresh: 0.7, min_kept: 100000}``: online hard example mining
-crop_size              [512, 1024]          training crop (height, width)
-scale                  [0.5, 2.0]           training random scale range
-hflip                  0.5                  training flip probability
-color_jitter           0.0                  training photometric jitter strength
-eval_resize            null                 evaluation: resize the image (factor or [h, w]); masks keep theirs
-mode                   whole                inference: ``whole`` or ``slide``
-crop                   [512, 1024]          ``slide``: window (height, width)
-stride                 [341, 683]           ``slide``: stride (height, width)
-scales                 [1.0]                inference scales (multi-scale testing averages their softmax)
-flip                   false                also average the horizontally flipped image
-save_predictions       null                 a folder: one label PNG per image (Cityscapes: labelIds)
-save_color             false                also write colour PNGs next to them
-=====================  ===================  ==================================================================
+``config.task_args`` (all optional; ``SegmentationTask.settings``, from which this table is written):
+
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from glore.engine.config import DataConfig
+from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
@@ -50,23 +38,6 @@ __all__ = [
 
 IGNORE_INDEX = 255
 
-DEFAULTS: dict[str, Any] = {
-    "aux_weight": 0.4,
-    "ohem": None,
-    "crop_size": [512, 1024],
-    "scale": [0.5, 2.0],
-    "hflip": 0.5,
-    "color_jitter": 0.0,
-    "eval_resize": None,
-    "mode": "whole",
-    "crop": [512, 1024],
-    "stride": [341, 683],
-    "scales": [1.0],
-    "flip": False,
-    "save_predictions": None,
-    "save_color": False,
-}
-
 
 def main_logits(outputs: Any) -> torch.Tensor:
     """The main head's logits (n, K, H, W) of a segmentation network's output (a tensor or ``{"out": ...}``)."""
@@ -75,6 +46,17 @@ def main_logits(outputs: Any) -> torch.Tensor:
             raise ValueError(f"outputs: expected a tensor or a dict with 'out', got keys {sorted(outputs)}")
         return outputs["out"]
     return outputs
+
+
+_SIZE = int | tuple[int, int]  # one side (a square) or (height, width)
+_OHEM = {
+    "thresh": Setting(float, 0.7, "pixels whose true-class probability is at most this are hard", gt=0, le=1),
+    "min_kept": Setting(int, 100_000, "at least this many of the hardest pixels are kept", ge=0),
+}
+
+
+def _ordered(value: list[float]) -> str | None:
+    return None if value[0] <= value[1] else "expected [min, max] with min <= max"
 
 
 def _pair(name: str, value: Any) -> tuple[int, int]:
@@ -214,19 +196,48 @@ class SegmentationTask(Task):
 
     metrics = {"miou": "max", "pixel_acc": "max", "iiou": "max", "miou_category": "max", "iiou_category": "max"}
     train_metrics = False
+    settings: ClassVar[dict[str, Setting]] = {
+        "aux_weight": Setting(float, 0.4, "weight of the auxiliary head's loss (``{out, aux}`` outputs)", ge=0),
+        "ohem": Setting(
+            dict | None, None, "online hard example mining: ``{thresh: 0.7, min_kept: 100000}``", fields=_OHEM
+        ),
+        "crop_size": Setting(_SIZE, [512, 1024], "training crop (height, width; an int: square)", gt=0),
+        "scale": Setting(tuple[float, float], [0.5, 2.0], "training random scale range", gt=0, check=_ordered),
+        "hflip": Setting(float, 0.5, "training flip probability", ge=0, le=1),
+        "color_jitter": Setting(float, 0.0, "training brightness, contrast, saturation jitter strength", ge=0, le=1),
+        "eval_resize": Setting(
+            int | float | tuple[int, int] | None,
+            None,
+            "evaluation: resize the image by a factor (float), to [height, width] or to n x n (int); masks keep theirs",
+            gt=0,
+        ),
+        "mode": Setting(Literal["whole", "slide"], "whole", "inference: whole image or sliding windows"),
+        "crop": Setting(_SIZE, [512, 1024], "``slide``: window (height, width)", gt=0),
+        "stride": Setting(_SIZE, [341, 683], "``slide``: stride (height, width)", gt=0),
+        "scales": Setting(list[float], [1.0], "inference scales (multi-scale testing averages their softmax)", gt=0),
+        "flip": Setting(bool, False, "also average the horizontally flipped image"),
+        "save_predictions": Setting(str | None, None, "a folder: one label PNG per image (Cityscapes: labelIds)"),
+        "save_color": Setting(bool, False, "also write colour PNGs next to them"),
+    }
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.args = resolve_task_args(config.task_args if config is not None else {}, DEFAULTS)
-        a = self.args
+        self.args = a = resolve_task_args(config, type(self))
         self.crop = _pair("crop", a["crop"])
         self.stride = _pair("stride", a["stride"])
-        if a["mode"] not in ("whole", "slide"):
-            raise ValueError(f"task_args.mode: expected 'whole' or 'slide', got {a['mode']!r}")
-        if not (isinstance(a["aux_weight"], int | float) and a["aux_weight"] >= 0):
-            raise ValueError(f"task_args.aux_weight: expected a number >= 0, got {a['aux_weight']!r}")
-        if a["ohem"] is not None:
-            a["ohem"] = resolve_task_args(a["ohem"], {"thresh": 0.7, "min_kept": 100_000})
+
+    @classmethod
+    def unused_data(cls, data: DataConfig) -> dict[str, str]:
+        """Image classification's augmentation fields (the task has its own), and the normalisation when
+        ``data.transform`` is none."""
+        unused = {
+            "color_jitter": "its training colour jitter is task_args.color_jitter",
+            "crop_scale": "its training scale range is task_args.scale, its crop task_args.crop_size",
+            "eval_crop_ratio": "evaluation resizing is task_args.eval_resize",
+        }
+        if data.transform == "none":
+            unused.update(mean="data.transform is none", std="data.transform is none")
+        return unused
 
     # -- data and network ---------------------------------------------------------------------------------------
 
@@ -363,3 +374,6 @@ def save_prediction_png(
             Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(tmp, format="PNG")
         written.append(color_path)
     return written
+
+
+__doc__ = (__doc__ or "") + settings_table(SegmentationTask.settings) + "\n"

@@ -5,35 +5,31 @@ Evaluation datasets enumerate views: each index is one (video, clip, crop) and i
 video. The engine's shard sampler evaluates every view once across processes and the meter sums per video, so a
 video's views may be split between processes without being lost or counted twice.
 
-``config.task_args`` (all optional):
+Preprocessing: ``data.mean`` and ``data.std`` normalise the clips of every dataset that decodes videos (the
+dataset's sampling, crops and flips come from ``data.kwargs``/``train_kwargs``/``val_kwargs``); the generated
+``relational_video`` data normalises itself. ``data.*`` fields the video task does not apply (``color_jitter``,
+``crop_scale``, ``eval_crop_ratio``) are refused when the config loads.
 
-=====================  ===================  ==================================================================
-key                    default              meaning
-=====================  ===================  ==================================================================
-save_predictions       null                 a CSV file: one row per video, its top-5 classes and probabilities
-inflate                null                 a 2D ImageNet checkpoint (official "lite" or torchvision layout)
-                                            inflated into the 3D network before training
-precise_bn             0                    before each checkpoint, re-estimate BatchNorm statistics as the
-                                            plain average over this many training batches (0: off)
-=====================  ===================  ==================================================================
+``config.task_args`` (all optional; ``VideoTask.settings``, from which this table is written):
+
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from glore.engine.config import Config, ConfigError, DataConfig
+from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
-from ._common import build_zoo_model, resolve_task_args
+from ._common import build_zoo_model, dataset_parameters, resolve_task_args
 
 __all__ = ["VideoTask", "precise_batchnorm"]
-
-DEFAULTS: dict[str, Any] = {"save_predictions": None, "inflate": None, "precise_bn": 0}
 
 
 @register_task("video")
@@ -47,10 +43,52 @@ class VideoTask(Task):
 
     metrics = {"video_top1": "max", "video_top5": "max", "clip_top1": "max", "clip_top5": "max"}
     train_metrics = False
+    settings: ClassVar[dict[str, Setting]] = {
+        "save_predictions": Setting(
+            str | None, None, "a CSV file: one row per video, its top-5 classes and probabilities"
+        ),
+        "inflate": Setting(
+            str | None,
+            None,
+            "a 2D ImageNet checkpoint (official 'lite' or torchvision layout) inflated into the 3D "
+            "network before training",
+        ),
+        "precise_bn": Setting(
+            int,
+            0,
+            "before each checkpoint, re-estimate BatchNorm statistics as the plain average over this many "
+            "training batches (0: off)",
+            ge=0,
+        ),
+    }
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.args = resolve_task_args(config.task_args if config is not None else {}, DEFAULTS)
+        self.args = resolve_task_args(config, type(self))
+
+    @classmethod
+    def unused_data(cls, data: DataConfig) -> dict[str, str]:
+        """The image-classification preprocessing fields, and ``mean``/``std`` for data that normalises itself."""
+        unused = {
+            "color_jitter": "video training augmentation is the dataset's, set in data.train_kwargs",
+            "crop_scale": "the training short-side range is data.train_kwargs.short_side",
+            "eval_crop_ratio": "test views are data.kwargs.crop_size crops of data.val_kwargs.test_short_side",
+        }
+        if "mean" not in dataset_parameters(data.name):
+            why = f"{data.name} makes normalised clips itself"
+            unused.update(mean=why, std=why)
+        return unused
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """``Task.check_config``, and the normalisation set once: ``data.mean``/``data.std``, not in the dataset's
+        keyword arguments."""
+        super().check_config(config)
+        d = config.data
+        for where in ("kwargs", "train_kwargs", "val_kwargs"):
+            for name in ("mean", "std"):
+                if name in getattr(d, where) and "mean" in dataset_parameters(d.name):
+                    raise ConfigError(f"data.{where}.{name}: set data.{name} (the video task passes it to the dataset)")
 
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
         """A video dataset from ``config.data`` (sizes and sampling in ``data.kwargs``/``train_kwargs``/
@@ -59,8 +97,11 @@ class VideoTask(Task):
 
         d = self.config.data
         kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
-        if "train" in _parameters(d.name):
+        parameters = dataset_parameters(d.name)
+        if "train" in parameters:
             kwargs.setdefault("train", train)
+        if "mean" in parameters:  # a decoding dataset: it normalises with the recipe's statistics
+            kwargs.update(mean=list(d.mean), std=list(d.std))
         return create_dataset(d.name, d.root, split, on_error=d.on_error, **kwargs)
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
@@ -105,13 +146,6 @@ class VideoTask(Task):
         )
 
 
-def _parameters(name: str) -> list[str]:
-    from glore.data import _DATASETS, _extra_arguments
-
-    cls = _DATASETS.get(name.lower()) if isinstance(name, str) else None
-    return _extra_arguments(cls) if cls is not None else []
-
-
 @torch.no_grad()
 def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any = lambda b: b) -> int:
     """Replace every BatchNorm's running mean and variance by their plain average over ``count`` batches in training
@@ -141,3 +175,6 @@ def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any
             m.momentum = momentum
         model.train(was_training)
     return used
+
+
+__doc__ = (__doc__ or "") + settings_table(VideoTask.settings) + "\n"
