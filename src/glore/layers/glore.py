@@ -109,6 +109,37 @@ def _affine(weight: torch.Tensor, bias: torch.Tensor | None, x_flat: torch.Tenso
     return torch.baddbmm(bias[:, None], batched, x_flat)
 
 
+def _add_product(
+    x_flat: torch.Tensor, addend: torch.Tensor | None, left: torch.Tensor, right: torch.Tensor
+) -> torch.Tensor:
+    """``x + b + left right`` for x (n, C, L), b (C, 1) or None, left (n, C, K), right (n, K, L): (n, C, L).
+
+    The output has the input's dtype. The product runs in ``right``'s dtype, that of the unit's products: the
+    parameters' dtype, or autocast's under autocast. When it is the input's, one product writes the result with
+    ``x + b`` as its addend, so neither the bias nor the residual add makes its own pass over the output. That
+    accumulation uses ``torch.baddbmm(..., out=)``, not ``baddbmm_``: autocast does not see in-place ops (it would
+    hand them mixed dtypes) and ``torch.utils.flop_counter`` does not count them, while the ``out=`` form is
+    counted as ``baddbmm``. Autograd refuses ``out=``, so with a gradient to compute the addend is copied instead.
+    """
+    dtype = right.dtype
+    left = left.to(dtype)  # the direct order's left is the (folded) weight, not yet cast by autocast
+    if x_flat.dtype != dtype:
+        # Autocast with an input of another dtype (float32 into bfloat16 products): the product in the products'
+        # dtype, the residual sum in the input's, which the output keeps.
+        # b + (n, C, K) x (n, K, L) -> (n, C, L)
+        product = torch.bmm(left, right) if addend is None else torch.baddbmm(addend.to(dtype), left, right)
+        return x_flat + product.to(x_flat.dtype)
+    if addend is None:
+        # x + (n, C, K) x (n, K, L) -> (n, C, L)
+        return torch.baddbmm(x_flat, left, right)
+    acc = x_flat + addend.to(dtype)  # x + b: (n, C, L) + (C, 1), a fresh tensor
+    if torch.is_grad_enabled() and (acc.requires_grad or left.requires_grad or right.requires_grad):
+        # (x + b) + (n, C, K) x (n, K, L) -> (n, C, L)
+        return torch.baddbmm(acc, left, right)
+    # Accumulate into the fresh x + b: (x + b) + (n, C, K) x (n, K, L) -> (n, C, L)
+    return torch.baddbmm(acc, left, right, out=acc)
+
+
 class GloRe(nn.Module):
     """Global Reasoning unit: project to a graph of N nodes, reason with a graph convolution, project back.
 
@@ -298,34 +329,24 @@ class GloRe(nn.Module):
         nodes = self.interaction(x_flat, proj, order)  # (n, S, N)
         relations = self.gcn(nodes)  # (n, S, N)
         folded = self._folded_extend()
-        weight, bias = folded if folded is not None else (self.conv_extend.weight.squeeze(-1), None)
+        weight, bias = folded if folded is not None else (self.conv_extend.weight.squeeze(-1), self.conv_extend.bias)
         if order == "direct":
             # (n, S, N) x (n, N, L) -> (n, S, L): Y = Z B
             left, right = weight.expand(n, -1, -1), torch.bmm(relations, proj)  # (n, C, S), (n, S, L)
         else:
             # (C, S) x (n, S, N) -> (n, C, N): W_e Z, then times B below
             left, right = torch.matmul(weight, relations), proj  # (n, C, N), (n, N, L)
+        addend = None if bias is None else bias[:, None]  # (C,) -> (C, 1)
         if folded is None:
-            # (n, C, K) x (n, K, L) -> (n, C, L), then the norm with batch statistics (training) or a general norm
-            out = torch.bmm(left, right)
-            if self.conv_extend.bias is not None:
-                out = out + self.conv_extend.bias[:, None]
-            out = self.norm(out)
+            # b + (n, C, K) x (n, K, L) -> (n, C, L), then the norm with batch statistics (training) or a general norm
+            out = torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
+            out = self.norm(out).to(x_flat.dtype)  # under autocast: the products' dtype back to the input's
             return x_flat + out if add_input else out
-        # Affine norm folded into W: one product writes the result, with the bias and the input as its addend.
-        addend = bias[:, None] if bias is not None else None  # (C,) -> (C, 1)
         if not add_input:
-            # b + (n, C, K) x (n, K, L) -> (n, C, L)
-            return torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
-        if not left.dtype == right.dtype == x_flat.dtype:
-            # Autocast: the product in low precision, the sum with the input in the input's precision.
-            product = torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
-            return x_flat + product
-        if addend is None:
-            # x + (n, C, K) x (n, K, L) -> (n, C, L)
-            return torch.baddbmm(x_flat, left, right)
-        # x + b is a fresh tensor: accumulate the product into it, (n, C, K) x (n, K, L) -> (n, C, L)
-        return (x_flat + addend).baddbmm_(left, right)
+            # Affine norm folded into W: b + (n, C, K) x (n, K, L) -> (n, C, L)
+            out = torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
+            return out.to(x_flat.dtype)
+        return _add_product(x_flat, addend, left, right)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (n, C, *spatial), any number >= 1 of spatial dims. Returns: the same shape."""
