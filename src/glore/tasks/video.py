@@ -104,6 +104,37 @@ class VideoTask(Task):
             kwargs.update(mean=list(d.mean), std=list(d.std))
         return create_dataset(d.name, d.root, split, on_error=d.on_error, **kwargs)
 
+    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        """The training and validation datasets. A validation split of a dataset that takes ``classes`` is read with
+        the training split's classes (unless ``data.kwargs``/``val_kwargs`` name them): labels keep the training
+        indices when it lacks a class, and a class the training split lacks is an error naming it. The two class
+        lists must then be equal (``glore.data.check_classes``), in every layout.
+
+        Raises:
+            ValueError: the validation split's classes differ from the training split's (one line naming the first
+                difference).
+        """
+        from glore.data import check_classes
+
+        d = self.config.data
+        train_set = self.build_dataset(d.train_split, train=True)
+        if not d.val_split:
+            return train_set, None
+        classes = getattr(train_set, "classes", None)
+        given = {**d.kwargs, **d.val_kwargs}
+        val_kwargs = d.val_kwargs
+        if classes is not None and "classes" in dataset_parameters(d.name) and "classes" not in given:
+            d.val_kwargs = {**val_kwargs, "classes": list(classes)}
+        try:
+            val_set = self.build_dataset(d.val_split, train=False)
+        finally:
+            d.val_kwargs = val_kwargs
+        found = getattr(val_set, "classes", None)
+        if classes is not None and found is not None:
+            where = (f"the {d.train_split!r} split", f"the {d.val_split!r} split")
+            check_classes(list(classes), list(found), expected_from=where[0], found_from=where[1])
+        return train_set, val_set
+
     def build_model(self, train_dataset: Dataset) -> nn.Module:
         """``glore.models.create_model`` with ``config.model`` (a 3D network such as ``resnet50_3d``); with
         ``task_args.inflate``, 2D ImageNet weights inflated into it (kernels repeated over time, divided by T; units
@@ -146,10 +177,16 @@ class VideoTask(Task):
         )
 
 
+def _empty(batch: Any) -> bool:
+    inputs = getattr(batch, "inputs", None)
+    return isinstance(inputs, torch.Tensor) and (inputs.dim() == 0 or inputs.shape[0] == 0)
+
+
 @torch.no_grad()
 def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any = lambda b: b) -> int:
     """Replace every BatchNorm's running mean and variance by their plain average over ``count`` batches in training
-    mode (momentum ``None``: a cumulative average), then restore the momenta and the model's mode.
+    mode (momentum ``None``: a cumulative average), then restore the momenta and the model's mode. Batches with no
+    sample (all skipped as unreadable) are passed over and not counted.
 
     Returns:
         The number of batches used (fewer when ``batches`` ends first).
@@ -168,6 +205,8 @@ def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any
         for batch in batches:
             if used >= count:
                 break
+            if _empty(batch):  # every sample of it was skipped (data.on_error: skip)
+                continue
             model(to_device(batch).inputs)
             used += 1
     finally:
