@@ -170,3 +170,89 @@ def test_glores_own_preprocessing_is_not_the_official_one(tmp_path):
     _, expected = official_single_clip(path, video_info(path)[0])
     error = (glore[0][0] - expected).abs() * glore.std
     assert error.max() > 4 / 255
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class sets across splits, in every layout.
+
+
+def video_task(root: Path, **data: object):
+    from glore.engine import load_config
+    from glore.engine.task import build_task
+
+    options = {"num_frames": 2, "interval": 1, "crop_size": 16, "short_side": [16, 16], "test_short_side": 16}
+    config = load_config(
+        {
+            "task": "video",
+            "model": {"name": "resnet_small_3d"},
+            "data": {"name": "kinetics", "root": str(root), "kwargs": options, **data},
+            "train": {"device": "cpu"},
+        }
+    )
+    return build_task(config)
+
+
+def small_video(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_textured_video(path, 4, (16, 16))
+
+
+def test_a_val_csv_label_absent_from_train_stops_the_run_in_one_line(tmp_path):
+    import csv
+
+    for split, labels in (("train", ["abseiling", "zumba"]), ("val", ["abseiling", "yodelling"])):
+        with open(tmp_path / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for k, label in enumerate(labels):
+                writer.writerow([label, f"{split}{k}", 1, 11, split])
+                small_video(tmp_path / split / f"{split}{k}_000001_000011.mp4")
+    with pytest.raises(ValueError, match=r"val.csv, line 3: label 'yodelling' is not one of the 2 classes") as error:
+        video_task(tmp_path).build_datasets()
+    assert "\n" not in str(error.value)
+
+
+def test_a_val_folder_missing_a_class_keeps_the_training_labels(tmp_path):
+    for split, names in (("train", ["jump", "run", "swim"]), ("val", ["jump", "swim"])):
+        for name in names:
+            small_video(tmp_path / split / name / "a.mp4")
+    train, val = video_task(tmp_path).build_datasets()
+    assert train.classes == val.classes == ["jump", "run", "swim"]
+    assert [y for _, y in val.videos] == [0, 2]  # not [0, 1]: "swim" keeps its training index
+    small_video(tmp_path / "val" / "yodel" / "a.mp4")
+    with pytest.raises(ValueError, match=r"class folder 'yodel', which is not one of the 3 classes"):
+        video_task(tmp_path).build_datasets()
+
+
+def test_split_files_and_lists_are_compared_too(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("0 0 train/a.mp4\n1 1 train/b.mp4\n")
+    (lists / "val.txt").write_text("0 1 val/a.mp4\n")
+    for split, name in (("train", "a"), ("train", "b"), ("val", "a")):
+        small_video(tmp_path / split / f"{name}.mp4")
+    (lists / "classes_train.txt").write_text("0 jump\n1 run\n")
+    (lists / "classes_val.txt").write_text("0 run\n1 jump\n")  # another order: every label would be wrong
+    data = {"kwargs": {"layout": "list", "list_file": "lists/{split}.txt", "num_frames": 2, "interval": 1,
+                       "crop_size": 16, "short_side": [16, 16], "test_short_side": 16},
+            "train_kwargs": {"class_file": "lists/classes_train.txt"},
+            "val_kwargs": {"class_file": "lists/classes_val.txt"}}  # fmt: skip
+    with pytest.raises(ValueError, match="classes_val.txt names other classes than the training split's"):
+        video_task(tmp_path, **data).build_datasets()
+    data["val_kwargs"] = {"class_file": "lists/classes_train.txt"}
+    train, val = video_task(tmp_path, **data).build_datasets()
+    assert val.classes == ["jump", "run"] and [y for _, y in val.videos] == [1]
+
+
+def test_precise_bn_passes_over_batches_whose_samples_were_all_skipped():
+    from glore.data import Batch, collate
+    from glore.tasks.video import precise_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4))
+    clips = [torch.randn(2, 3, 2, 4, 4) + k for k in range(2)]
+    empty = collate([None, None])  # a batch of two unreadable videos
+    batches = [Batch(clips[0], torch.zeros(2), {}, 0), empty, Batch(clips[1], torch.zeros(2), {}, 0)]
+    assert precise_batchnorm(net, iter(batches), count=3) == 2
+    expected = torch.stack([net[0](c).mean(dim=(0, 2, 3, 4)) for c in clips]).mean(0)
+    assert torch.allclose(net[1].running_mean, expected, atol=1e-5)
