@@ -13,6 +13,7 @@ Files, in the run folder:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from glore._io import atomic_path
+from glore._io import WriteError, append_text, atomic_path, is_write_failure
 
 __all__ = ["ProgressLine", "RunLogger", "format_duration", "plot_curves", "read_csv"]
 
@@ -53,20 +54,48 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 class _CsvTable:
-    """A CSV file whose columns are fixed by the first row written; a resumed run first drops the rows of
-    epochs it is about to redo."""
+    """A CSV file whose columns are fixed by the first row written (and widened when a row brings new ones).
 
-    def __init__(self, path: Path, *, keep_through_epoch: int | None) -> None:
+    A resumed run first drops the rows written after its checkpoint (a crashed attempt's), by ``step`` (or by
+    ``epoch`` for tables without one), and a last line cut short by a kill; or it rewrites the whole table from
+    ``rows`` (what its checkpoint recorded).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        keep_through_epoch: float | None = None,
+        keep_through_step: int | None = None,
+        rows: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         self.path = path
         self.fields: list[str] | None = None
-        if path.exists():
-            if keep_through_epoch is None:
+        if rows is not None:
+            if rows:
+                self.fields = _fields_of(rows)
+                self._rewrite(rows)
+            elif path.exists():
+                path.unlink()
+        elif path.exists():
+            if keep_through_epoch is None and keep_through_step is None:
                 path.unlink()
             else:
-                with path.open(newline="") as f:
-                    reader = csv.DictReader(f)
-                    self.fields = list(reader.fieldnames or []) or None
-                    kept = [r for r in reader if float(r.get("epoch") or 0) <= keep_through_epoch]
+                text = path.read_text()
+                text = text[: text.rfind("\n") + 1]  # a row cut short by a kill ends without a newline
+                reader = csv.DictReader(io.StringIO(text, newline=""))
+                self.fields = list(reader.fieldnames or []) or None
+                whole = [r for r in reader if None not in r and None not in r.values()]
+                by_step = keep_through_step is not None and self.fields is not None and "step" in self.fields
+                kept = [
+                    r
+                    for r in whole
+                    if (
+                        _number(r.get("step")) <= keep_through_step
+                        if by_step
+                        else keep_through_epoch is None or _number(r.get("epoch")) <= keep_through_epoch
+                    )
+                ]
                 self._rewrite(kept)
 
     def _rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -87,8 +116,24 @@ class _CsvTable:
             rows = read_csv(self.path)
             self.fields += extra
             self._rewrite(rows)
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields).writerow({k: _cell(row.get(k)) for k in self.fields})
+        line = io.StringIO(newline="")
+        csv.DictWriter(line, fieldnames=self.fields).writerow({k: _cell(row.get(k)) for k in self.fields})
+        append_text(self.path, line.getvalue())
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return math.inf  # not a row this table wrote: dropped
+
+
+def _fields_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns of ``rows`` in order of first appearance (the header a table written row by row ends with)."""
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    return fields
 
 
 def _cell(value: Any) -> Any:
@@ -184,8 +229,12 @@ class RunLogger:
         tensorboard: write TensorBoard event files to ``run_dir/tb``.
         plots: redraw ``run_dir/curves.png`` after every epoch.
         resume_epoch: the number of epochs already done when resuming (rows of later epochs are dropped from the
-            CSV files); ``None`` starts the tables afresh.
-        resume_step: the iterations already done when resuming (later TensorBoard events are purged).
+            CSV files, when ``resume_step`` is not given); ``None`` starts the tables afresh.
+        resume_step: the iterations already done when resuming (rows and TensorBoard events of later
+            iterations are dropped).
+        history: the ``metrics.csv`` rows the resumed checkpoint recorded: the table is rewritten from them, so a
+            row lost or half-written when the run was killed is repaired.
+        curve_metric: the metric of the right-hand plot of ``curves.png``.
     """
 
     def __init__(
@@ -199,6 +248,7 @@ class RunLogger:
         plots: bool = True,
         resume_epoch: int | None = None,
         resume_step: int | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
         curve_metric: str = "top1",
     ) -> None:
         self.run_dir = Path(run_dir)
@@ -215,8 +265,18 @@ class RunLogger:
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.epochs_table = _CsvTable(self.run_dir / "metrics.csv", keep_through_epoch=resume_epoch)
-        self.steps_table = _CsvTable(self.run_dir / "steps.csv", keep_through_epoch=resume_epoch)
+        resuming = resume_epoch is not None or resume_step is not None
+        self.epochs_table = _CsvTable(
+            self.run_dir / "metrics.csv",
+            keep_through_epoch=resume_epoch,
+            keep_through_step=resume_step,
+            rows=history if resuming else None,
+        )
+        self.steps_table = _CsvTable(
+            self.run_dir / "steps.csv", keep_through_epoch=resume_epoch, keep_through_step=resume_step
+        )
+        if resuming and history and plots:
+            self._plot()
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -246,9 +306,7 @@ class RunLogger:
         if not self.enabled:
             return
         self.steps_table.write({"epoch": epoch, "step": global_step, **values})
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(f"step/{name}", value, global_step)
+        self._scalars("step", values, global_step)
 
     def log_epoch(self, epoch: float, global_step: int, values: Mapping[str, float | None]) -> None:
         """Write a ``metrics.csv`` row, TensorBoard scalars ``epoch/<name>`` (at iteration ``global_step``), and
@@ -256,13 +314,27 @@ class RunLogger:
         if not self.enabled:
             return
         self.epochs_table.write({"epoch": epoch, **values})
-        if self.writer is not None:
-            for name, value in values.items():
-                if value is not None and math.isfinite(value):
-                    self.writer.add_scalar(f"epoch/{name}", value, global_step)
-            self.writer.flush()
+        self._scalars("epoch", values, global_step, flush=True)
         if self.plots:
-            plot_curves(read_csv(self.run_dir / "metrics.csv"), self.run_dir / "curves.png", metric=self.curve_metric)
+            self._plot()
+
+    def _plot(self) -> None:
+        plot_curves(read_csv(self.run_dir / "metrics.csv"), self.run_dir / "curves.png", metric=self.curve_metric)
+
+    def _scalars(self, group: str, values: Mapping[str, Any], global_step: int, *, flush: bool = False) -> None:
+        """TensorBoard scalars ``group/<name>``; a failed write names the folder and the cause in one line."""
+        if self.writer is None:
+            return
+        try:
+            for name, value in values.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(f"{group}/{name}", value, global_step)
+            if flush:
+                self.writer.flush()
+        except OSError as error:
+            if is_write_failure(error):
+                raise WriteError(self.run_dir / "tb", error) from None
+            raise
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""

@@ -8,6 +8,14 @@ resume exactly (also in the middle of an epoch), a stop on a non-finite loss or 
 A run's budget is ``train.epochs`` or ``train.iterations``. With epochs, the run validates every ``train.eval_every``
 epochs and checkpoints after every epoch; with iterations, it validates and checkpoints every
 ``train.eval_every_iters`` iterations. Both validate and checkpoint at the end.
+
+Faults: ``last.pt`` is also written every ``train.checkpoint_every_iters`` iterations and every
+``train.checkpoint_every_minutes`` minutes, with the position inside the epoch (the partial sums of the epoch's
+metrics included), the one before it kept as ``previous.pt``. SIGTERM or SIGUSR1 (a cluster's preemption notice)
+lets every process finish its step, then writes such a checkpoint and raises ``TrainingStopped``. A checkpoint
+point is one transaction: ``last.pt`` records the ``metrics.csv`` rows and the best checkpoint's step, so a run
+killed between writing ``last.pt``, ``best.pt`` and the table is repaired by ``--resume``. One process at a time
+trains in a run folder (``glore._io.lock_run_folder``).
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import contextlib
 import functools
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +38,10 @@ from torch import nn
 from torch.utils._pytree import tree_map
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .._io import lock_run_folder, remove_stale_temporaries
 from ..layers.helpers import channels_last_format, to_channels_last
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .config import Config, config_to_dict, save_config
+from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import Config, ConfigError, config_to_dict, save_config
 from .distributed import (
     DistInfo,
     ShardSampler,
@@ -47,9 +58,49 @@ from .sampling import CachedDataset, EpochSampler, SeededDataset
 from .schedules import build_scheduler
 from .task import Task, build_task
 
-__all__ = ["NonFiniteLossError", "Trainer", "evaluate", "train"]
+__all__ = ["NonFiniteLossError", "STOP_SIGNALS", "Trainer", "TrainingStopped", "evaluate", "train"]
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# Signals that stop training gracefully: what SLURM (--signal), Kubernetes and torchrun send before a kill.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+# Config keys that a resumed run may change without a word in the result: where the data lies, how it is loaded,
+# what is shown and written where.
+RESUME_FREE_KEYS = (
+    "data.root",
+    "data.num_workers",
+    "train.progress",
+    "train.log_every",
+    "train.checkpoint_every_iters",
+    "train.checkpoint_every_minutes",
+    "output.dir",
+    "output.tensorboard",
+    "output.plots",
+    "output.report",
+)
+# Keys a resumed run may raise: a longer schedule (its learning-rate schedule is stretched to the new length).
+RESUME_LONGER_KEYS = ("train.epochs", "train.iterations")
+
+
+class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
+    """Training stopped on SIGTERM or SIGUSR1 after every process finished its step and a whole checkpoint of
+    that step was written; ``--resume`` continues exactly there.
+
+    Attributes:
+        signum: the signal received.
+        step: the iterations done (the checkpoint's step).
+        checkpoint: the checkpoint written (``output.dir/last.pt``).
+        exit_code: ``128 + signum`` (143 for SIGTERM, 138 for SIGUSR1), as a shell reports a process the
+            signal ended.
+    """
+
+    def __init__(self, *, signum: int, step: int, total: int, checkpoint: Path | None) -> None:
+        self.signum, self.step, self.checkpoint = int(signum), step, checkpoint
+        self.exit_code = 128 + self.signum
+        name = signal.Signals(self.signum).name
+        super().__init__(
+            f"stopped by {name} after iteration {step} of {total}; the checkpoint {str(checkpoint)!r} holds that step"
+        )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,10 +125,11 @@ class NonFiniteLossError(RuntimeError):
             if checkpoint is not None
             else "no checkpoint had been written yet"
         )
+        then = "then resume with --resume" if checkpoint is not None else "then start the run again"
         super().__init__(
             f"training stopped: the {what} is {loss} at step {step} (epoch {epoch}) with learning rate {lr:.6g}; "
             f"{kept}. Lower optim.lr, add warm-up (schedule.warmup_epochs) or gradient clipping "
-            "(optim.clip_grad_norm), then resume with --resume."
+            f"(optim.clip_grad_norm), {then}."
         )
 
 
@@ -85,6 +137,43 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM/SIGUSR1 to the training process (a signal sent to the whole process group
+    would otherwise kill them and fail the step the training process is finishing)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as ``{"a.b.c": value}``."""
+    if not isinstance(values, dict) or (prefix and not values):
+        return {prefix: values}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _meter_state(meter: Any) -> Any:
+    """A training meter's running state: its ``state_dict()``, or else its tensor attributes."""
+    if meter is None:
+        return None
+    if hasattr(meter, "state_dict"):
+        return meter.state_dict()
+    return {k: v.detach().cpu().clone() for k, v in vars(meter).items() if isinstance(v, torch.Tensor)}
+
+
+def _restore_meter(meter: Any, state: Any) -> None:
+    if meter is None or state is None:
+        return
+    if hasattr(meter, "load_state_dict"):
+        meter.load_state_dict(state)
+        return
+    for key, value in state.items():
+        current = getattr(meter, key)
+        setattr(meter, key, value.to(current.device))
 
 
 def _fmt(value: float) -> str:
@@ -100,10 +189,18 @@ class Trainer:
         resume: continue from ``output.dir/last.pt`` (``True``) or from the given checkpoint path.
     """
 
-    def __init__(self, config: Config, task: Task | None = None, *, resume: bool | str | Path = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        task: Task | None = None,
+        *,
+        resume: bool | str | Path = False,
+        allow_changes: bool = False,
+    ) -> None:
         self.config = config
         self.task = task if task is not None else build_task(config)
         self.resume = resume
+        self.allow_changes = allow_changes
         self.info: DistInfo | None = None
         self.run_dir = Path(config.output.dir)
         self.best_name = config.output.best_metric or self.task.primary_metric
@@ -113,6 +210,8 @@ class Trainer:
 
     def _init_runtime(self) -> DistInfo:
         """Join the process group (under torchrun) and pick the device and the autocast dtype."""
+        if self.info is not None:
+            return self.info
         self.info = init_distributed(self.config.train.device)
         self.device = self.info.device
         self.amp_dtype = AMP_DTYPES.get(self.config.train.amp)
@@ -136,6 +235,7 @@ class Trainer:
             persistent_workers=workers > 0 and persistent,
             collate_fn=self.task.collate,
             pin_memory=info.device.type == "cuda",
+            worker_init_fn=_ignore_stop_signals,
             # Its own generator: validating must not draw from the global one (training would then depend on
             # how often it validates).
             generator=torch.Generator().manual_seed(cfg.train.seed),
@@ -209,6 +309,7 @@ class Trainer:
             # Workers are started once: forking a new set every epoch, while threads of the last epoch's loader
             # are still exiting, can deadlock the new workers (CPython's fork is not thread-safe).
             persistent_workers=workers > 0,
+            worker_init_fn=_ignore_stop_signals,
             generator=torch.Generator().manual_seed(t.seed),
         )
         self.steps_per_epoch = len(self.train_loader)
@@ -248,8 +349,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.amp == "float16")
         self.start_step = 0
         self.best_metric = -math.inf if self.best_direction == "max" else math.inf
+        self.best_step: int | None = None
         self.last_metrics: dict[str, Any] = {}
         self.last_good: Path | None = None
+        self.history: list[dict[str, Any]] | None = []  # the metrics.csv rows, recorded in every checkpoint
+        self._resume_partial: dict[str, Any] | None = None
+        self._last_is_bad = False  # last.pt could not be read: the next checkpoint must not keep it as previous.pt
+        self._notes: list[str] = []
         if self.resume:
             self._load_resume_state()
         resuming = self.start_step > 0
@@ -262,8 +368,13 @@ class Trainer:
             plots=cfg.output.plots,
             resume_epoch=self._epoch_value(self.start_step) if resuming else None,
             resume_step=self.start_step if resuming else None,
+            history=self.history if resuming else None,
             curve_metric=self.task.primary_metric,
         )
+        if self.history is None:  # a checkpoint of an older glore: the table as the loop's own rows from here
+            self.history = [dict(r) for r in _read_rows(self.run_dir / "metrics.csv")] if info.is_main else []
+        for note in self._notes:
+            self.logger.info(note)
         if info.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
 
@@ -272,11 +383,41 @@ class Trainer:
         whole, part = divmod(step, self.steps_per_epoch)
         return whole if part == 0 else step / self.steps_per_epoch
 
+    def _read_resume_checkpoint(self) -> tuple[Path, dict[str, Any]]:
+        """The checkpoint to resume from: ``--resume-from``'s, or ``last.pt``, falling back to ``previous.pt``
+        (saying so) when ``last.pt`` is missing or corrupt."""
+        if not isinstance(self.resume, bool):
+            path = Path(self.resume)
+            if not path.is_file():
+                raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r} to resume from")
+            return path, load_checkpoint(path, map_location=self.device)
+        problems: list[str] = []
+        for name in ("last.pt", "previous.pt"):
+            path = self.run_dir / name
+            if not path.is_file():
+                problems.append(f"{name} is missing")
+                continue
+            try:
+                state = load_checkpoint(path, map_location=self.device)
+            except CheckpointError as error:
+                problems.append(str(error))
+                continue
+            if problems:
+                self._last_is_bad = True
+                self._notes.append(f"resume: {problems[0]}; falling back to the previous checkpoint {str(path)!r}")
+            return path, state
+        if all(p.endswith("is missing") for p in problems):
+            raise FileNotFoundError(
+                f"resume: no checkpoint in {str(self.run_dir)!r} to resume from (no last.pt or previous.pt); "
+                "start the run with the same command without --resume"
+            )
+        raise CheckpointError(
+            f"resume: no whole checkpoint in {str(self.run_dir)!r} ({'; '.join(problems)}); start afresh with "
+            "--overwrite or continue from another checkpoint with --resume-from"
+        )
+
     def _load_resume_state(self) -> None:
-        path = Path(self.resume) if not isinstance(self.resume, bool) else self.run_dir / "last.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r} to resume from")
-        state = load_checkpoint(path, map_location=self.device)
+        path, state = self._read_resume_checkpoint()
         saved_optim = ((state.get("config") or {}).get("optim") or {}).get("name")
         if saved_optim is not None and saved_optim != self.config.optim.name:
             raise ValueError(
@@ -290,12 +431,15 @@ class Trainer:
             raise ValueError(f"resume: the optimiser state of {str(path)!r} does not fit this config: {error}") from (
                 None
             )
+        self._check_config_changes(state.get("config") or {}, path)
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.start_step = int(state.get("step", int(state["epoch"]) * self.steps_per_epoch))
         if state.get("best_metric") is not None:
             self.best_metric = float(state["best_metric"])
+        self.best_step = state.get("best_step")
+        self.history = [dict(r) for r in state["history"]] if "history" in state else None
         self.last_metrics = {
             "epoch": state["epoch"],
             "step": self.start_step,
@@ -308,6 +452,79 @@ class Trainer:
             restore_rng_state(rng[self.info.rank])
         else:  # a different number of processes: the data order is still exact, random augmentations are not
             _seed_everything(self.config.train.seed + self.info.rank + 7919 * self.start_step)
+        partial = state.get("partial")
+        if isinstance(partial, list) and len(partial) == self.info.world_size:
+            # A checkpoint inside an epoch: this process's running sums and, under torchrun, its own BatchNorm
+            # statistics (which differ between processes until the epoch's end averages them).
+            own = partial[self.info.rank]
+            if own is not None:
+                buffers = dict(unwrap_model(self.model).named_buffers())
+                for name, value in (own.get("buffers") or {}).items():
+                    buffers[name].copy_(value)
+                self._resume_partial = own
+        elif partial:
+            self._notes.append(
+                f"resume: the checkpoint was written inside an epoch by {len(partial)} processes, not "
+                f"{self.info.world_size}: this epoch's training metrics cover the iterations from here only"
+            )
+        if self.info.is_main and isinstance(self.resume, bool):
+            self._repair_best(path, state)
+
+    def _repair_best(self, path: Path, state: dict[str, Any]) -> None:
+        """Rewrite ``best.pt`` from the resumed checkpoint when that checkpoint is the best and the run stopped
+        before ``best.pt`` was written (or ``best.pt`` is damaged)."""
+        if self.best_step is None or int(self.best_step) != self.start_step or state.get("partial") is not None:
+            return
+        best = self.run_dir / "best.pt"
+        try:
+            current = load_checkpoint(best).get("checksum") if best.is_file() else None
+        except CheckpointError:
+            current = None
+        if current is None or current != state.get("checksum"):
+            save_checkpoint(state, best)
+            self._notes.append(
+                f"resume: best.pt did not hold the best checkpoint (step {self.start_step}); "
+                f"rewritten from {str(path)!r}"
+            )
+
+    def _check_config_changes(self, saved: dict[str, Any], path: Path) -> None:
+        """List the keys this config changes against the checkpoint's; refuse changes that break an exact
+        continuation unless ``allow_changes``."""
+        if not saved:
+            return
+        defaults = _flatten(config_to_dict(Config()))
+        old = {**defaults, **_flatten(saved)}
+        new = _flatten(config_to_dict(self.config))
+        changes = [(k, old.get(k, "<absent>"), new.get(k, "<absent>")) for k in dict.fromkeys([*old, *new])]
+        changes = [c for c in changes if c[1] != c[2]]
+        if not changes:
+            return
+        free, longer, breaking = [], [], []
+        for key, before, after in changes:
+            text = f"{key} {before!r} -> {after!r}"
+            if key in RESUME_FREE_KEYS:
+                free.append(text)
+            elif key in RESUME_LONGER_KEYS and isinstance(before, int) and isinstance(after, int) and after > before:
+                longer.append(text)
+            else:
+                breaking.append(text)
+        if breaking and not self.allow_changes:
+            raise ConfigError(
+                f"resume: this config changes what {str(path)!r} was trained with: {', '.join(breaking)}; an exact "
+                "continuation needs them as they were: resume with --allow-changes to accept them (the run is then "
+                "no longer bit-for-bit what an uninterrupted run gives), or start a new run in another --output"
+            )
+        if longer:
+            self._notes.append(
+                f"resume: a longer schedule: {', '.join(longer)} (the learning rate schedule is "
+                "stretched to the new length)"
+            )
+        if breaking:
+            self._notes.append(
+                f"resume: continuing with changed {', '.join(breaking)} (--allow-changes): not an exact continuation"
+            )
+        if free:
+            self._notes.append(f"resume: also changed: {', '.join(free)} (no effect on the result)")
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -368,9 +585,18 @@ class Trainer:
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         else:  # the float16 grad scaler skips steps with non-finite gradients itself
             grad_norm = torch.zeros((), device=loss.device)
-        # One collective and one host synchronisation per step: the same verdict on every process.
-        packed = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().to(loss.device)])
-        loss_value, norm_value = (all_reduce_sum(packed.reshape(2).clone()) / info.world_size).tolist()
+        # One collective and one host synchronisation per step: the same verdict on every process, on the loss and
+        # on whether to stop (a signal reached any process) or checkpoint (rank 0's clock says it is time).
+        flags = torch.tensor([float(self._stop_signum is not None), float(self._checkpoint_time_due())])
+        packed = torch.cat(
+            [
+                torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().to(loss.device)]),
+                flags.to(loss.device),
+            ]
+        )
+        loss_value, norm_value, stop, due = (all_reduce_sum(packed) / info.world_size).tolist()
+        self._stop_agreed = self._stop_agreed or stop > 0
+        self._save_due = due > 0
         checked = [("loss", loss_value)]
         if not self.scaler.is_enabled():  # the float16 scaler skips a step with non-finite gradients and rescales
             checked.append(("gradient norm", norm_value))
@@ -393,6 +619,13 @@ class Trainer:
         meter = self.task.create_meter(self.train_set, train=True) if self.task.train_metrics else None
         loss_sum = torch.zeros((), dtype=torch.float64)
         samples, skipped, timed_samples = 0, 0, 0
+        elapsed_before, timed_before = 0.0, 0.0
+        resumed, self._resume_partial = self._resume_partial, None
+        if resumed is not None and step == self.start_step:  # the sums of this epoch's iterations before the stop
+            loss_sum = resumed["loss_sum"].clone()
+            samples, skipped, timed_samples = resumed["samples"], resumed["skipped"], resumed["timed_samples"]
+            elapsed_before, timed_before = resumed["elapsed"], resumed["timed"]
+            _restore_meter(meter, resumed["meter"])
         progress = self.logger.epoch_progress(epoch + 1, self.total_epochs, min(spe, self.total_steps - epoch * spe))
         progress.skip(offset)
         start = time.perf_counter()
@@ -427,12 +660,31 @@ class Trainer:
                 progress.update(step - epoch * spe, loss_value, lr, images_per_s)
                 if step % cfg.train.log_every == 0:
                     self.logger.log_step(epoch + 1, step, {"loss": loss_value, "lr": lr, "images_per_s": images_per_s})
+                every = cfg.train.checkpoint_every_iters
+                full_point = step >= stop and self._is_checkpoint_point(step)
+                if not full_point and (self._stop_agreed or self._save_due or (every and step % every == 0)):
+                    # A checkpoint inside the epoch (or the validation interval), with the running sums.
+                    timed = time.perf_counter() - timer_start if timer_start is not None else 0.0
+                    partial = None
+                    if step < stop:
+                        partial = {
+                            "loss_sum": loss_sum.clone(),
+                            "samples": samples,
+                            "skipped": skipped,
+                            "timed_samples": timed_samples,
+                            "elapsed": elapsed_before + time.perf_counter() - start,
+                            "timed": timed_before + timed,
+                            "meter": _meter_state(meter),
+                        }
+                    self._save(step, self.last_full_metrics, improved=False, inside=True, partial=partial)
+                    if self._stop_agreed:
+                        raise self._stopped(step)
                 if step >= stop:
                     break
         finally:
             progress.close()
-        elapsed = time.perf_counter() - start
-        timed = time.perf_counter() - timer_start if timer_start is not None else 0.0
+        elapsed = elapsed_before + time.perf_counter() - start
+        timed = timed_before + (time.perf_counter() - timer_start if timer_start is not None else 0.0)
         totals = all_reduce_sum(torch.tensor([float(loss_sum), samples, skipped, timed_samples], dtype=torch.float64))
         metrics: dict[str, float] = {"train_loss": float(totals[0]) / max(float(totals[1]), 1.0)}
         if meter is not None:
@@ -512,26 +764,62 @@ class Trainer:
             mode = "off"
         return ProgressLine(0, 0, total, mode=mode, every=self.config.train.log_every, label="evaluation")
 
-    def _checkpoint(self, step: int, metrics: dict[str, float]) -> None:
-        """Save ``last.pt`` (and ``best.pt`` when the tracked metric improved) after ``step`` iterations."""
-        cfg = self.config
-        rng_states = all_gather_object(capture_rng_state())
+    def _update_best(self, metrics: dict[str, float], step: int) -> bool:
+        """Whether the checkpoint of ``step`` improves the tracked metric (and record it if so)."""
         # The best checkpoint is chosen on validation metrics; without a validation set, on training metrics.
         # A checkpoint that skipped validation (train.eval_every) cannot improve it.
         prefix = "val_" if self.val_loader is not None else "train_"
-        improved = False
-        if any(k.startswith(prefix) for k in metrics):
-            key = prefix + self.best_name
-            if key not in metrics:
-                names = sorted(k[len(prefix) :] for k in metrics if k.startswith(prefix))
-                raise ValueError(
-                    f"output.best_metric: {self.best_name!r} is not a metric of this run; available: {', '.join(names)}"
-                )
-            value = metrics[key]
-            better = value > self.best_metric if self.best_direction == "max" else value < self.best_metric
-            improved = math.isfinite(value) and better
-        if improved:
-            self.best_metric = value
+        if not any(k.startswith(prefix) for k in metrics):
+            return False
+        key = prefix + self.best_name
+        if key not in metrics:
+            names = sorted(k[len(prefix) :] for k in metrics if k.startswith(prefix))
+            raise ValueError(
+                f"output.best_metric: {self.best_name!r} is not a metric of this run; available: {', '.join(names)}"
+            )
+        value = metrics[key]
+        better = value > self.best_metric if self.best_direction == "max" else value < self.best_metric
+        if math.isfinite(value) and better:
+            self.best_metric, self.best_step = value, step
+            return True
+        return False
+
+    def _save(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        *,
+        improved: bool,
+        inside: bool = False,
+        partial: dict[str, Any] | None = None,
+    ) -> None:
+        """Save ``last.pt`` after ``step`` iterations (the one before kept as ``previous.pt``), then ``best.pt``
+        when it improved. Collective: every process calls it at the same step.
+
+        Args:
+            step: the iterations done.
+            metrics: the metrics of the checkpoint point (of the last one, for a checkpoint inside an epoch).
+            improved: also write ``best.pt``.
+            inside: a checkpoint between checkpoint points (periodic, or on a stop signal).
+            partial: with ``inside``, this process's running sums of the epoch; ``None`` at an epoch's end.
+        """
+        cfg = self.config
+        rng_states = all_gather_object(capture_rng_state())
+        partial_states = None
+        if partial is not None:
+            if self.info.distributed:  # each process's own BatchNorm statistics, until the epoch's end syncs them
+                partial = {
+                    **partial,
+                    "buffers": {
+                        name: b.detach().cpu().clone()
+                        for name, b in unwrap_model(self.model).named_buffers()
+                        if b.is_floating_point()
+                    },
+                }
+            partial_states = all_gather_object(partial)
+        elif inside:
+            partial_states = [None] * self.info.world_size  # an epoch's end between checkpoint points: no sums
+        self._last_save = time.monotonic()
         if not self.info.is_main:
             return
         state = {
@@ -546,23 +834,89 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_states,
             "best_metric": self.best_metric if math.isfinite(self.best_metric) else None,
+            "best_step": self.best_step,
             "metrics": metrics,
+            # metrics.csv as of this checkpoint: --resume rewrites the table from it
+            "history": self.history,
+            "partial": partial_states,
             # class names, for `glore predict` (the data may not be at hand where the network is used)
             "classes": [str(c) for c in getattr(self.train_set, "classes", None) or []],
         }
-        self.last_good = save_checkpoint(state, self.run_dir / "last.pt")
+        previous = None if self._last_is_bad else self.run_dir / "previous.pt"
+        self.last_good = save_checkpoint(state, self.run_dir / "last.pt", previous=previous)
+        self._last_is_bad = False
         if improved:
             save_checkpoint(state, self.run_dir / "best.pt")
+
+    def _checkpoint_time_due(self) -> bool:
+        minutes = self.config.train.checkpoint_every_minutes
+        if minutes is None or not self.info.is_main:
+            return False
+        return time.monotonic() - self._last_save >= 60.0 * minutes
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signum is None:
+            self._stop_signum = signum
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        """SIGTERM/SIGUSR1 ask for a graceful stop; SIGXFSZ is ignored, so a write past the file-size limit fails
+        with an error that names the file instead of killing the process."""
+        self._stop_signum: int | None = None
+        self._stop_agreed = False
+        self._save_due = False
+        self._last_save = time.monotonic()
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in STOP_SIGNALS}
+        if hasattr(signal, "SIGXFSZ"):
+            previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _stopped(self, step: int) -> TrainingStopped:
+        signum = self._stop_signum if self._stop_signum is not None else signal.SIGTERM
+        name = signal.Signals(signum).name
+        where = f"after iteration {step}/{self.total_steps}"
+        self.logger.info(f"{name} received: stopped {where}; checkpoint written: {self.last_good}")
+        return TrainingStopped(signum=signum, step=step, total=self.total_steps, checkpoint=self.run_dir / "last.pt")
 
     def fit(self) -> dict[str, Any]:
         """Train to the budget (from the resumed step) and return the metrics of the last checkpoint.
 
+        Rank 0 holds the run folder's lock throughout, and removes temporary files a killed run left there.
+
         Raises:
             NonFiniteLossError: the loss, the gradients or the validation loss became non-finite; the last good
                 checkpoint is kept.
+            TrainingStopped: SIGTERM or SIGUSR1 arrived; a whole checkpoint of the step reached was written.
+            glore._io.RunFolderLockedError: another process trains in ``output.dir``.
+            glore._io.WriteError: a file could not be written (no space, the file-size limit, permission).
         """
-        self._setup()
+        self._check_budget()
+        info = self._init_runtime()
+        with contextlib.ExitStack() as stack:
+            if info.is_main:
+                stack.enter_context(lock_run_folder(self.run_dir))
+                removed = remove_stale_temporaries(self.run_dir)
+            stack.enter_context(self._signal_handlers())
+            self._setup()
+            if info.is_main and removed:
+                self.logger.info(
+                    f"removed {len(removed)} temporary file(s) a stopped run left in {str(self.run_dir)!r}: "
+                    + ", ".join(p.name for p in removed)
+                )
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         spe, total = self.steps_per_epoch, self.total_steps
+        self.last_full_metrics: dict[str, Any] = {
+            k: v for k, v in self.last_metrics.items() if k not in ("epoch", "step", "best_metric")
+        }
         try:
             if self.start_step >= total:
                 self.logger.info(f"nothing to do: the checkpoint has already trained {self.start_step} iterations")
@@ -597,15 +951,30 @@ class Trainer:
                             checkpoint=self.last_good,
                             what="validation loss",
                         )
-                self._checkpoint(step, metrics)
-                metrics["best_metric"] = self.best_metric
+                # One transaction: last.pt records this row of metrics.csv and the best step, so whatever of
+                # best.pt, the table and the curves a kill leaves unwritten, --resume writes from it.
+                improved = self._update_best(metrics, step)
                 epoch_value = self._epoch_value(step)
+                row = {"epoch": epoch_value, "step": step, **metrics, "best_metric": self.best_metric}
+                self.history.append(row)
+                self._save(step, metrics, improved=improved)
+                self.last_full_metrics = dict(metrics)
+                metrics["best_metric"] = self.best_metric
                 self.logger.log_epoch(epoch_value, step, {"step": step, **metrics})
                 self.logger.info(self._summary(step, metrics))
                 self.last_metrics = {"epoch": epoch_value, "step": step, **metrics}
+                if step < total and self._agree_stop():
+                    raise self._stopped(step)
         finally:
             self.logger.close()
         return dict(self.last_metrics)
+
+    def _agree_stop(self) -> bool:
+        """Whether any process received a stop signal (a collective: every process calls it at the same point)."""
+        if not self._stop_agreed:
+            flag = torch.tensor([float(self._stop_signum is not None)], device=self.device)
+            self._stop_agreed = float(all_reduce_sum(flag)[0]) > 0
+        return self._stop_agreed
 
     def _summary(self, step: int, m: dict[str, Any]) -> str:
         """One line for the log after a checkpoint point, with the task's declared metrics."""
@@ -629,6 +998,12 @@ class Trainer:
                 f"| skipped {int(m.get('train_skipped', 0))} train, {int(m.get('val_skipped', 0))} val samples"
             )
         return " ".join(parts)
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    from .logger import read_csv
+
+    return read_csv(path) if path.is_file() else []
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, Any], path: str | Path) -> None:
@@ -665,21 +1040,28 @@ def _detach_float(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def train(config: Config, task: Task | None = None, *, resume: bool | str | Path = False) -> dict[str, Any]:
+def train(
+    config: Config, task: Task | None = None, *, resume: bool | str | Path = False, allow_changes: bool = False
+) -> dict[str, Any]:
     """Train as ``config`` describes; see ``Trainer``.
 
     Args:
         config: the run's configuration.
         task: what to train; default the task ``config.task`` names.
-        resume: continue from ``output.dir/last.pt`` (``True``) or from a given checkpoint.
+        resume: continue from ``output.dir/last.pt`` (``True``; ``previous.pt`` when ``last.pt`` is missing or
+            corrupt) or from a given checkpoint.
+        allow_changes: resume even though the config changes what the checkpoint was trained with (data, model,
+            optimiser, schedule, seed ...); a longer schedule and the keys of ``RESUME_FREE_KEYS`` are always
+            allowed.
 
     Returns:
         The metrics of the last checkpoint (``train_loss``, ``val_top1``, ``val_count`` ...).
 
     Raises:
         NonFiniteLossError: the training diverged (the last good checkpoint is kept).
+        TrainingStopped: SIGTERM or SIGUSR1 stopped it after a whole checkpoint was written.
     """
-    return Trainer(config, task, resume=resume).fit()
+    return Trainer(config, task, resume=resume, allow_changes=allow_changes).fit()
 
 
 def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -> dict[str, float]:
