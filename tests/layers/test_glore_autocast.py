@@ -37,6 +37,8 @@ PRECISIONS = {
 # and the unit chains five of them (projection, interaction, graph conv, extend, reverse projection), so the bound
 # is about ten roundings of the largest value; float32 is the unit itself, up to the order of its summations.
 TOLERANCE = {None: 1e-5, torch.bfloat16: 3e-2, torch.float16: 4e-3}
+# The unit is checked on every device this machine has; the float32 reference always runs on the CPU.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def trained_like(unit: GloRe, seed: int = 0) -> GloRe:
@@ -64,12 +66,12 @@ def with_memory_format(x: torch.Tensor, memory_format: str) -> torch.Tensor:
     return channels_last
 
 
-def autocast(dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+def autocast(dtype: torch.dtype | None, device: str = "cpu") -> torch.autocast:
+    return torch.autocast(device, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
-def unit_in_mode(order: str, mode: str, seed: int = 0) -> GloRe:
-    unit = trained_like(GloRe(CHANNELS, order=order), seed)
+def unit_in_mode(order: str, mode: str, seed: int = 0, device: str = "cpu") -> GloRe:
+    unit = trained_like(GloRe(CHANNELS, order=order), seed).to(device)
     if mode == "train":
         return unit.train()
     unit.eval()
@@ -78,23 +80,33 @@ def unit_in_mode(order: str, mode: str, seed: int = 0) -> GloRe:
 
 @pytest.fixture(autouse=True)
 def _no_stray_autocast() -> Iterator[None]:
-    """Each test opens its own autocast region: none must be left open by another test."""
-    assert not torch.is_autocast_enabled("cpu")
-    yield
-    assert not torch.is_autocast_enabled("cpu")
+    """Each test opens its own autocast region: none must be left open by another test. On CUDA, float32 stays
+    float32 (no TF32), so that it can be held to the float32 tolerance."""
+    assert not any(torch.is_autocast_enabled(device) for device in DEVICES)
+    if "cuda" not in DEVICES:
+        yield
+    else:
+        flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        yield
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+    assert not any(torch.is_autocast_enabled(device) for device in DEVICES)
 
 
 # ----- agreement with the float32 unit
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dims", sorted(SPATIAL))
 @pytest.mark.parametrize("memory_format", ("contiguous", "channels_last"))
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("order", ORDERS)
-def test_agrees_with_the_float32_unit(order: str, mode: str, precision: str, memory_format: str, dims: int) -> None:
+def test_agrees_with_the_float32_unit(
+    order: str, mode: str, precision: str, memory_format: str, dims: int, device: str
+) -> None:
     amp_dtype, input_dtype = PRECISIONS[precision]
-    unit = unit_in_mode(order, mode)
+    unit = unit_in_mode(order, mode, device=device)
     # The reference: the float32 unit without autocast, unfused (so a fused unit is checked against its origin).
     reference = unit_in_mode(order, "train" if mode == "train" else "eval")
     gen = torch.Generator().manual_seed(dims)
@@ -102,11 +114,13 @@ def test_agrees_with_the_float32_unit(order: str, mode: str, precision: str, mem
     with torch.no_grad():
         expected = reference(x.float())
         expected_residual = reference.residual(x.float()) if mode != "train" else None
-        with autocast(amp_dtype):
+        x = x.to(device)
+        with autocast(amp_dtype, device):
             out = unit(x)
             residual = unit.residual(x) if mode != "train" else None
     # The residual add happens in the input's dtype: the unit's output has its input's dtype, under autocast too.
-    assert out.dtype == input_dtype and out.shape == x.shape
+    assert out.dtype == input_dtype and out.shape == x.shape and out.device == x.device
+    out, residual, unit = out.cpu(), None if residual is None else residual.cpu(), unit.cpu()
     tol = TOLERANCE[amp_dtype]
     assert rel_err(out, expected) < tol
     if residual is not None:  # in training the norm's batch statistics change with every call; checked above
@@ -118,16 +132,17 @@ def test_agrees_with_the_float32_unit(order: str, mode: str, precision: str, mem
         assert rel_err(unit.norm.running_var, reference.norm.running_var) < tol
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("order", ORDERS)
-def test_fresh_unit_is_exactly_the_identity_under_autocast(order: str, mode: str, precision: str) -> None:
+def test_fresh_unit_is_exactly_the_identity_under_autocast(order: str, mode: str, precision: str, device: str) -> None:
     amp_dtype, input_dtype = PRECISIONS[precision]
-    unit = GloRe(CHANNELS, order=order).train(mode == "train")
+    unit = GloRe(CHANNELS, order=order).to(device).train(mode == "train")
     if mode == "fused":
         unit.fuse()
-    x = torch.randn(2, CHANNELS, 4, 5).to(input_dtype)
-    with torch.no_grad(), autocast(amp_dtype):
+    x = torch.randn(2, CHANNELS, 4, 5).to(device, input_dtype)
+    with torch.no_grad(), autocast(amp_dtype, device):
         assert torch.equal(unit(x), x)
 
 
@@ -149,26 +164,27 @@ def test_the_reported_case_res3_eval_bfloat16() -> None:
 
 
 def _gradients(unit: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """Gradients of a fixed weighting of the output with respect to the input and every parameter."""
+    """Gradients of a fixed weighting of the output with respect to the input and every parameter (on the CPU)."""
     x = x.detach().clone().requires_grad_()
-    weights = torch.linspace(-1.0, 1.0, x.numel()).reshape(x.shape)
-    with autocast(amp_dtype):
+    weights = torch.linspace(-1.0, 1.0, x.numel(), device=x.device).reshape(x.shape)
+    with autocast(amp_dtype, x.device.type):
         out = unit(x)
     (out.float() * weights).sum().backward()
     grads = {"input": x.grad}
     grads.update({name: p.grad for name, p in unit.named_parameters()})
-    return grads
+    return {name: None if grad is None else grad.cpu() for name, grad in grads.items()}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", [p for p in PRECISIONS if p != "float32"])
 @pytest.mark.parametrize("mode", ("train", "eval"))
 @pytest.mark.parametrize("order", ORDERS)
-def test_gradients_flow_under_autocast(order: str, mode: str, precision: str) -> None:
+def test_gradients_flow_under_autocast(order: str, mode: str, precision: str, device: str) -> None:
     """In training, and in eval mode with autograd on (input gradients for a saliency map), every parameter and the
     input get a finite gradient that agrees with the float32 unit's."""
     amp_dtype, input_dtype = PRECISIONS[precision]
     x = torch.randn(3, CHANNELS, 3, 4).to(input_dtype)
-    got = _gradients(unit_in_mode(order, mode), x, amp_dtype)
+    got = _gradients(unit_in_mode(order, mode, device=device), x.to(device), amp_dtype)
     expected = _gradients(unit_in_mode(order, mode), x.float(), None)
     assert got.keys() == expected.keys()
     for name, grad in got.items():
