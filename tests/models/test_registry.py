@@ -28,7 +28,7 @@ PAPER_NAMES = [
 def test_the_issue_names_are_registered():
     for name in PAPER_NAMES:
         assert is_model(name), name
-    assert list_models("resnet1*") == ["resnet101", "resnet101_3d", "resnet152", "resnet18"]
+    assert list_models("resnet1*") == ["resnet101", "resnet101_3d", "resnet101d", "resnet152", "resnet18"]
     assert list_models() == sorted(list_models())
 
 

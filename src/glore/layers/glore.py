@@ -16,9 +16,10 @@ from torch import nn
 
 from .helpers import check_feature_input, check_positive_int, reset_residual_block
 
-__all__ = ["GloRe", "GraphConv", "glore_macs", "convert_official_state_dict", "fuse", "PRODUCT_ORDERS"]
+__all__ = ["GloRe", "GraphConv", "glore_macs", "convert_official_state_dict", "fuse", "PRODUCT_ORDERS", "GCN_ACTS"]
 
 PRODUCT_ORDERS = ("auto", "direct", "reassociated")
+GCN_ACTS = ("between", "after")
 
 
 class GraphConv(nn.Module):
@@ -33,14 +34,26 @@ class GraphConv(nn.Module):
         num_state: S, the channels of each node state.
         num_nodes: N, the number of nodes.
         act_layer: the nonlinearity between the two convolutions.
+        act: where the nonlinearity goes: ``"between"`` the two convolutions (the official unit) or ``"after"``
+            the state-wise one, ``Z = relu(W_g (V + V A_gᵀ + b_g))`` (PaddleSeg's GCN).
     """
 
-    def __init__(self, num_state: int, num_nodes: int, *, act_layer: Callable[[], nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self,
+        num_state: int,
+        num_nodes: int,
+        *,
+        act_layer: Callable[[], nn.Module] = nn.ReLU,
+        act: str = "between",
+    ) -> None:
         super().__init__()
         num_state = check_positive_int("num_state", num_state)
         num_nodes = check_positive_int("num_nodes", num_nodes)
+        if act not in GCN_ACTS:
+            raise ValueError(f"gcn_act must be one of {GCN_ACTS}, got {act!r}")
         self.num_state = num_state
         self.num_nodes = num_nodes
+        self.act_position = act
         # A_g and its bias: mixes the N nodes, shared by every state channel.
         self.node_conv = nn.Conv1d(num_nodes, num_nodes, kernel_size=1)
         self.act = act_layer()
@@ -48,16 +61,18 @@ class GraphConv(nn.Module):
         self.state_conv: nn.Module = nn.Conv1d(num_state, num_state, kernel_size=1, bias=False)
 
     def relate(self, v: torch.Tensor) -> torch.Tensor:
-        """Return ``relu(V + V A_gᵀ + b_g)``, the node-wise step and the nonlinearity, of shape (n, S, N)."""
+        """Return ``relu(V + V A_gᵀ + b_g)``, the node-wise step and the nonlinearity (without it when ``act`` is
+        ``"after"``), of shape (n, S, N)."""
         adjacency = self.node_conv.weight.squeeze(-1)  # (N, N)
         # (n, S, N) x (N, N)ᵀ -> (n, S, N); the bias b_g is per node, so it broadcasts over the last dim.
         h = torch.matmul(v, adjacency.t()) + self.node_conv.bias + v
-        return self.act(h)
+        return self.act(h) if self.act_position == "between" else h
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """Args: v: node states of shape (n, S, N). Returns: the new node states, (n, S, N)."""
         # (S, S) x (n, S, N) -> (n, S, N)
-        return self.state_conv(self.relate(v))
+        out = self.state_conv(self.relate(v))
+        return out if self.act_position == "between" else self.act(out)
 
 
 def glore_macs(
@@ -162,6 +177,13 @@ class GloRe(nn.Module):
         norm_layer: normalisation class for the (n, C, L) branch output; BatchNorm1d with eps 1e-4 as
             in the official unit by default.
         act_layer: the nonlinearity inside the graph convolution.
+        gcn_act: where the graph convolution puts its nonlinearity: ``"between"`` its two products (the official
+            unit) or ``"after"`` the state-wise one (PaddleSeg's GloRe head).
+        preact: the pre-activation unit of the paper's MXNet networks (and MindSpore's glore_resnet): the state
+            and projection convolutions (without bias) each read ``relu(BN(X))`` of their own BatchNorm, and the
+            extend convolution reads ``relu(BN(Y))``, with no norm after it: ``out = X + W_e relu(BN(Z B))``.
+            ``zero_init`` zeroes the weight of that last BatchNorm. The reverse projection is then always computed
+            in the direct order (a nonlinearity separates W_e from Z B).
     """
 
     def __init__(
@@ -176,6 +198,8 @@ class GloRe(nn.Module):
         order: str = "auto",
         norm_layer: Callable[[int], nn.Module] | None = None,
         act_layer: Callable[[], nn.Module] = nn.ReLU,
+        gcn_act: str = "between",
+        preact: bool = False,
     ) -> None:
         super().__init__()
         channels = check_positive_int("channels", channels)
@@ -192,29 +216,44 @@ class GloRe(nn.Module):
         self.order = order
         self.normalize = bool(normalize)
         self.zero_init = bool(zero_init)
+        self.preact = bool(preact)
+        self.gcn_act = gcn_act
         self.fused = False
         norm_layer = norm_layer or partial(nn.BatchNorm1d, eps=1e-4)
 
+        if self.preact:
+            # relu(BN(X)) before the state and the projection convolutions, each with a norm of its own.
+            self.norm_state = norm_layer(channels)
+            self.norm_proj = norm_layer(channels)
+            self.act = act_layer()
         # W_s, b_s: reduce C -> S state channels.
-        self.conv_state = nn.Conv1d(channels, self.num_state, kernel_size=1)
+        self.conv_state = nn.Conv1d(channels, self.num_state, kernel_size=1, bias=not self.preact)
         # W_b, b_b: N projection maps over the L positions.
-        self.conv_proj = nn.Conv1d(channels, self.num_nodes, kernel_size=1)
+        self.conv_proj = nn.Conv1d(channels, self.num_nodes, kernel_size=1, bias=not self.preact)
         self.gcn = nn.Sequential(
-            *[GraphConv(self.num_state, self.num_nodes, act_layer=act_layer) for _ in range(self.gcn_layers)]
+            *[
+                GraphConv(self.num_state, self.num_nodes, act_layer=act_layer, act=gcn_act)
+                for _ in range(self.gcn_layers)
+            ]
         )
+        # Pre-activation: relu(BN(Y)) on the S channels before W_e, and no norm after it.
+        self.norm_extend: nn.Module | None = norm_layer(self.num_state) if self.preact else None
         # W_e: extend S -> C. Gets the folded norm as its bias after fuse().
         self.conv_extend = nn.Conv1d(self.num_state, channels, kernel_size=1, bias=False)
-        self.norm: nn.Module = norm_layer(channels)
+        self.norm: nn.Module = nn.Identity() if self.preact else norm_layer(channels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter; with ``zero_init`` the output norm weight is zero (identity unit)."""
-        reset_residual_block(self, self.norm, self.conv_extend.weight, self.zero_init)
+        last_norm = self.norm_extend if self.norm_extend is not None else self.norm
+        reset_residual_block(self, last_norm, self.conv_extend.weight, self.zero_init)
 
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, num_nodes={self.num_nodes}, num_state={self.num_state}, "
             f"normalize={self.normalize}, order={self.order!r}, fused={self.fused}"
+            + (f", gcn_act={self.gcn_act!r}" if self.gcn_act != "between" else "")
+            + (", preact=True" if self.preact else "")
         )
 
     def train(self, mode: bool = True) -> GloRe:
@@ -244,7 +283,8 @@ class GloRe(nn.Module):
                 f"GloRe.macs: input_shape must be (n, {self.channels}, *spatial) for this unit of {self.channels} "
                 f"channels, got {shape}"
             )
-        return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=self.fused)
+        folded_wg = self.fused and self.gcn_act == "between"  # W_g stays when the nonlinearity follows it
+        return glore_macs(input_shape, self.num_nodes, self.num_state, gcn_layers=self.gcn_layers, fused=folded_wg)
 
     def resolve_order(self, input_shape: Sequence[int]) -> str:
         """The product order used for an input of ``input_shape``: ``order`` itself unless it is ``"auto"``.
@@ -323,6 +363,8 @@ class GloRe(nn.Module):
 
     def _branch(self, x_flat: torch.Tensor, add_input: bool) -> torch.Tensor:
         """``norm(W_e Z B)``, plus ``x_flat`` when ``add_input``, for a flat input (n, C, L); returns (n, C, L)."""
+        if self.preact:
+            return self._preact_branch(x_flat, add_input)
         n = x_flat.shape[0]
         order = self.resolve_order(x_flat.shape)
         proj = self._project(x_flat)  # (n, N, L)
@@ -347,6 +389,24 @@ class GloRe(nn.Module):
             out = torch.bmm(left, right) if addend is None else torch.baddbmm(addend, left, right)
             return out.to(x_flat.dtype)
         return _add_product(x_flat, addend, left, right)
+
+    def _preact_branch(self, x_flat: torch.Tensor, add_input: bool) -> torch.Tensor:
+        """``W_e relu(BN(Z B))`` (plus ``x_flat``) of the pre-activation unit, for a flat input (n, C, L)."""
+        assert self.norm_extend is not None
+        n = x_flat.shape[0]
+        order = self.resolve_order(x_flat.shape)
+        x_state = self.act(self.norm_state(x_flat))  # (n, C, L)
+        proj = self._project(self.act(self.norm_proj(x_flat)))  # (n, N, L)
+        nodes = self.interaction(x_state, proj, order)  # (n, S, N)
+        relations = self.gcn(nodes)  # (n, S, N)
+        # (n, S, N) x (n, N, L) -> (n, S, L): Y = Z B, then relu(BN(Y))
+        extended = self.act(self.norm_extend(torch.bmm(relations, proj)))
+        weight = self.conv_extend.weight.squeeze(-1).expand(n, -1, -1)  # (C, S) -> (n, C, S)
+        if not add_input:
+            # (n, C, S) x (n, S, L) -> (n, C, L)
+            return torch.bmm(weight, extended)
+        # x + (n, C, S) x (n, S, L) -> (n, C, L)
+        return x_flat + torch.bmm(weight, extended)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (n, C, *spatial), any number >= 1 of spatial dims. Returns: the same shape."""
@@ -380,6 +440,8 @@ class GloRe(nn.Module):
             return self
         if self.training:
             raise RuntimeError("GloRe.fuse() folds eval-mode statistics: call model.eval() first")
+        if self.preact:
+            raise RuntimeError("GloRe.fuse(): a pre-activation unit (preact=True) has no output norm to fold")
         norm = self.norm
         if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.running_var is None:
             raise RuntimeError(
@@ -391,13 +453,17 @@ class GloRe(nn.Module):
             scale = scale * norm.weight
             shift = shift * norm.weight + norm.bias
         last = self.gcn[-1]
-        # (C, S) x (S, S) -> (C, S), rows scaled by the norm
-        weight = self.conv_extend.weight.squeeze(-1) @ last.state_conv.weight.squeeze(-1)
+        weight = self.conv_extend.weight.squeeze(-1)  # (C, S)
+        fold_wg = self.gcn_act == "between"  # with the nonlinearity after W_g, W_g cannot be folded
+        if fold_wg:
+            # (C, S) x (S, S) -> (C, S), rows scaled by the norm
+            weight = weight @ last.state_conv.weight.squeeze(-1)
         fused = nn.Conv1d(self.num_state, self.channels, kernel_size=1, bias=True).to(weight)
         fused.weight.copy_((scale[:, None] * weight).unsqueeze(-1))
         fused.bias.copy_(shift)
         self.conv_extend = fused
-        last.state_conv = nn.Identity()
+        if fold_wg:
+            last.state_conv = nn.Identity()
         self.norm = nn.Identity()
         self.fused = True
         return self

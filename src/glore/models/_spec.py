@@ -40,7 +40,17 @@ GloreSpec = str | Mapping[str, int | Sequence[int]] | None
 # Options of the inserted units that glore_args may set: the JSON-serialisable ones. ``block`` picks the unit:
 # "glore" (default) or "nonlocal" (the baseline the paper compares with, at the same positions).
 # ``zero_init=False`` is allowed for ablations only, with a warning: such a unit changes the network it enters.
-GLORE_ARGS = ("block", "num_nodes", "num_state", "normalize", "gcn_layers", "order", "zero_init")
+GLORE_ARGS = (
+    "block",
+    "num_nodes",
+    "num_state",
+    "normalize",
+    "gcn_layers",
+    "order",
+    "zero_init",
+    "gcn_act",
+    "preact",
+)
 NONLOCAL_ARGS = ("block", "zero_init")
 UNIT_BLOCKS = ("glore", "nonlocal")
 

@@ -17,7 +17,10 @@ the graph convolution's two products, as the official unit does; PaddleSeg appli
 as the identity (zero-initialised output norm, so a fresh head computes what the plain FCN head computes) and it
 scales node states by 1/L by default (``unit_args={"normalize": False}`` gives PaddleSeg's unscaled states), which
 keeps them the same size between 1024x512 training crops and 2048x1024 whole-image inference. The aux head's 3x3
-convolution has no bias (a BN follows it; PaddleSeg's has one, 256 parameters).
+convolution has no bias (a BN follows it; PaddleSeg's has one, 256 parameters). Each difference is an option, so
+PaddleSeg's released networks compute the same function here (``glore.models.convert_paddleseg_state_dict``):
+``backbone="resnet50d"`` with ``backbone_args={"dilate_first_block": True}``, ``unit_args={"normalize": False,
+"gcn_act": "after"}`` and ``aux_conv_bias=True``.
 
 Output contract: ``forward(x)`` returns a dict. In training mode, with an aux head, ``{"out": logits, "aux":
 aux_logits}``; in eval mode ``{"out": logits}`` only, unless ``forward(x, aux=True)`` asks for the aux logits.
@@ -45,13 +48,13 @@ from .resnet import ResNet
 __all__ = ["FCN", "FCNHead", "HEADS"]
 
 HEADS = ("glore", "fcn", "nonlocal")
-UNIT_ARGS = ("normalize", "gcn_layers", "order", "zero_init")
+UNIT_ARGS = ("normalize", "gcn_layers", "order", "zero_init", "gcn_act", "preact")
 
 
-def conv_bn_relu(in_chs: int, out_chs: int, kernel_size: int) -> nn.Sequential:
-    """``kernel_size`` convolution (same size, no bias), BatchNorm, ReLU: keys ``0.weight``, ``1.*``."""
+def conv_bn_relu(in_chs: int, out_chs: int, kernel_size: int, bias: bool = False) -> nn.Sequential:
+    """``kernel_size`` convolution (same size, no bias unless ``bias``), BatchNorm, ReLU: keys ``0.*``, ``1.*``."""
     return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.Conv2d(in_chs, out_chs, kernel_size, padding=kernel_size // 2, bias=bias),
         nn.BatchNorm2d(out_chs),
         nn.ReLU(inplace=True),
     )
@@ -67,6 +70,7 @@ class FCNHead(nn.Module):
         kernel_size: kernel of the first convolution (1 for the main head, 3 for the aux head).
         unit: the context block after the convolution (``GloRe``, ``NonLocal``), or None.
         dropout: dropout probability before the classifier.
+        conv_bias: give the first convolution a bias (PaddleSeg's aux head has one).
     """
 
     def __init__(
@@ -78,9 +82,10 @@ class FCNHead(nn.Module):
         kernel_size: int = 1,
         unit: nn.Module | None = None,
         dropout: float = 0.1,
+        conv_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.conv = conv_bn_relu(in_chs, channels, kernel_size)
+        self.conv = conv_bn_relu(in_chs, channels, kernel_size, bias=conv_bias)
         self.unit: nn.Module = unit if unit is not None else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1)
@@ -131,10 +136,11 @@ class FCN(GloreNet, nn.Module):
         head_channels: channels of the head's first convolution, and of the unit (PaddleSeg: 512).
         num_nodes: N, nodes of the head's GloRe unit (PaddleSeg: 64).
         num_state: S, state channels of the head's GloRe unit (PaddleSeg: 128).
-        unit_args: further options of the head's unit: ``normalize``, ``gcn_layers``, ``order``, ``zero_init``
-            for GloRe; ``zero_init`` for NonLocal.
+        unit_args: further options of the head's unit: ``normalize``, ``gcn_layers``, ``order``, ``zero_init``,
+            ``gcn_act``, ``preact`` for GloRe; ``zero_init`` for NonLocal.
         dropout: dropout before both classifiers.
         aux_channels: channels of the aux head's 3x3 convolution; res4's width / 4 when None (1024 -> 256).
+        aux_conv_bias: give the aux head's 3x3 convolution a bias (PaddleSeg's AuxLayer).
         backbone_args: further architecture options of the backbone (``preact``, ``se_ratio``, ``widths``, ...).
         pretrained_backbone: a torchvision ImageNet checkpoint (file or URL) loaded into the backbone; its
             classifier (``fc.*``) is dropped, backbone units keep their identity init. Not part of
@@ -157,6 +163,7 @@ class FCN(GloreNet, nn.Module):
         unit_args: Mapping[str, Any] | None = None,
         dropout: float = 0.1,
         aux_channels: int | None = None,
+        aux_conv_bias: bool = False,
         backbone_args: Mapping[str, Any] | None = None,
         pretrained_backbone: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -200,7 +207,9 @@ class FCN(GloreNet, nn.Module):
         self.aux_head: FCNHead | None = None
         if aux:
             aux_chs = _check_channels("aux_channels", aux_channels if aux_channels is not None else res4_chs // 4)
-            self.aux_head = FCNHead(res4_chs, aux_chs, num_classes, kernel_size=3, dropout=dropout)
+            self.aux_head = FCNHead(
+                res4_chs, aux_chs, num_classes, kernel_size=3, dropout=dropout, conv_bias=bool(aux_conv_bias)
+            )
         self.num_features = head_channels
         self.init_head_weights()
         if pretrained_backbone is not None:
@@ -255,6 +264,8 @@ class FCN(GloreNet, nn.Module):
                         nn.init.zeros_(m.bias)
                     else:
                         nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                        if m.bias is not None:
+                            nn.init.zeros_(m.bias)
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
@@ -309,7 +320,7 @@ class FCN(GloreNet, nn.Module):
     def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, in_chans, H, W) -> (res4, res5) features, both at H/output_stride when res5 is dilated."""
         net = self.backbone
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        x = net.forward_stem(x)
         res4 = net.layer3(net.layer2(net.layer1(x)))
         res5 = net.layer4(res4)
         if net.preact:

@@ -6,6 +6,15 @@ state-dict names (``conv1``, ``bn1``, ``layer1..4``, ``fc``, ``downsample.0/.1``
 the paper's MXNet models use: BN-ReLU before each convolution, a projection shortcut on the pre-activated input,
 and a final BN-ReLU before pooling.
 
+ResNet-D (He et al., "Bag of Tricks for Image Classification", 2019; timm's ``resnet50d``, PaddlePaddle's
+``ResNet50_vd``) is ``stem_type="deep"`` (three 3x3 convolutions, 32-32-64 channels, instead of one 7x7) with
+``avg_down=True`` (a strided shortcut average-pools 2x2 and then projects with a stride-1 1x1 convolution), under
+timm's state-dict names (``conv1.0/.1/.3/.4/.6``, ``downsample.1/.2``). Options that other frameworks' networks
+need to compute the same function: ``norm_eps`` (MindSpore's 1e-4), ``same_padding`` (TensorFlow/MindSpore
+"same" padding of strided convolutions and the max-pool: the extra row and column at the bottom and right),
+``dilate_first_block`` (PaddleSeg dilates the first block of a dilated stage too) and ``shortcut_norm``
+(a pre-activation shortcut with a BatchNorm of its own).
+
 GloRe units go after the blocks named by the insertion spec (see ``_spec.parse_glore_spec``)::
 
     stem -> layer1 (res2) -> layer2 (res3) -> layer3 (res4) -> layer4 (res5) -> pool -> fc
@@ -14,10 +23,13 @@ GloRe units go after the blocks named by the insertion spec (see ``_spec.parse_g
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..layers import GloRe, SqueezeExcite
@@ -26,11 +38,62 @@ from ._registry import register_model
 from ._spec import STAGE_MODULES, STAGES, GloreSpec, check_glore_args, parse_glore_spec
 from ._stage import Stage
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "stage_strides"]
+__all__ = [
+    "ResNet",
+    "BasicBlock",
+    "Bottleneck",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "Conv2dSame",
+    "MaxPool2dSame",
+    "stage_strides",
+]
+
+SAME_PADDINGS = ("none", "pool", "all")
 
 
-def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding ``dilation`` (same size at stride 1), no bias."""
+def _same_pad(
+    x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], value: float = 0.0
+) -> torch.Tensor:
+    """Pad ``x`` (n, C, H, W) as TensorFlow's "same": ``ceil(size / stride)`` outputs, the odd pixel at the end."""
+    pads = []
+    for size, k, s, d in zip(x.shape[-2:], kernel, stride, dilation, strict=True):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    return F.pad(x, (left, right, top, bottom), value=value) if top or bottom or left or right else x
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow/MindSpore "same" padding computed from the input's size (its ``padding`` is 0).
+
+    At stride 1 with an odd kernel this is the usual symmetric padding; at stride 2 on an even size the extra
+    row and column go at the bottom and right, where PyTorch's symmetric padding shifts the sampling grid by one.
+    The state dict is an ``nn.Conv2d``'s.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _same_pad(x, self.kernel_size, self.stride, self.dilation)  # type: ignore[arg-type]
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """``nn.MaxPool2d`` with TensorFlow/MindSpore "same" padding (by -inf) computed from the input's size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pair = (self.kernel_size, self.kernel_size) if isinstance(self.kernel_size, int) else self.kernel_size
+        step = (self.stride, self.stride) if isinstance(self.stride, int) else self.stride
+        x = _same_pad(x, pair, step, (1, 1), value=float("-inf"))  # type: ignore[arg-type]
+        return F.max_pool2d(x, pair, step, 0, 1, self.ceil_mode)
+
+
+def conv3x3(
+    in_chs: int, out_chs: int, stride: int = 1, groups: int = 1, dilation: int = 1, same: bool = False
+) -> nn.Conv2d:
+    """3x3 convolution with padding ``dilation`` (same size at stride 1), no bias; with ``same`` and a stride,
+    TensorFlow's "same" padding (:class:`Conv2dSame`)."""
+    if same and stride > 1:
+        return Conv2dSame(in_chs, out_chs, 3, stride=stride, dilation=dilation, groups=groups, bias=False)
     return nn.Conv2d(
         in_chs, out_chs, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=False
     )
@@ -60,6 +123,10 @@ class BasicBlock(nn.Module):
         first_dilation: dilation of the first (strided) 3x3 convolution; ``dilation`` when None. The first block
             of a dilated stage keeps the previous stage's dilation there, as torchvision's
             ``replace_stride_with_dilation`` does.
+        norm_layer: the BatchNorm class (``partial(nn.BatchNorm2d, eps=1e-4)`` for MindSpore's networks).
+        same_pad: TensorFlow "same" padding of the strided 3x3 convolution (:class:`Conv2dSame`).
+        own_shortcut_norm: pre-activation blocks only: the projection shortcut is ``downsample(x)`` with a
+            BN-ReLU of its own inside ``downsample`` instead of ``downsample(relu(bn1(x)))``.
     """
 
     expansion = 1
@@ -76,15 +143,19 @@ class BasicBlock(nn.Module):
         se_ratio: float | None = None,
         dilation: int = 1,
         first_dilation: int | None = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        same_pad: bool = False,
+        own_shortcut_norm: bool = False,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
-        self.conv1 = conv3x3(in_chs, planes, stride, dilation=dilation if first_dilation is None else first_dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
+        first = dilation if first_dilation is None else first_dilation
+        self.conv1 = conv3x3(in_chs, planes, stride, dilation=first, same=same_pad)
+        self.bn1 = norm_layer(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.se = _se(planes, se_ratio)
         self.downsample = downsample
 
@@ -115,6 +186,7 @@ class Bottleneck(nn.Module):
         dilation: the stage's dilation (used by the 3x3 when ``first_dilation`` is None).
         first_dilation: dilation of the 3x3 convolution, the block's only one; the first block of a dilated stage
             gets the previous stage's dilation, as torchvision's ``replace_stride_with_dilation`` does.
+        norm_layer, same_pad, own_shortcut_norm: as :class:`BasicBlock`.
     """
 
     expansion = 4
@@ -131,16 +203,20 @@ class Bottleneck(nn.Module):
         se_ratio: float | None = None,
         dilation: int = 1,
         first_dilation: int | None = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        same_pad: bool = False,
+        own_shortcut_norm: bool = False,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         out_chs = planes * self.expansion
         self.conv1 = conv1x1(in_chs, width)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride, groups, dilation if first_dilation is None else first_dilation)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn1 = norm_layer(width)
+        first = dilation if first_dilation is None else first_dilation
+        self.conv2 = conv3x3(width, width, stride, groups, first, same=same_pad)
+        self.bn2 = norm_layer(width)
         self.conv3 = conv1x1(width, out_chs)
-        self.bn3 = nn.BatchNorm2d(out_chs)
+        self.bn3 = norm_layer(out_chs)
         self.relu = nn.ReLU(inplace=True)
         self.se = _se(out_chs, se_ratio)
         self.downsample = downsample
@@ -179,17 +255,22 @@ class PreActBasicBlock(nn.Module):
         se_ratio: float | None = None,
         dilation: int = 1,
         first_dilation: int | None = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        same_pad: bool = False,
+        own_shortcut_norm: bool = False,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"BasicBlock needs groups=1 and width_per_group=64, got {groups} and {base_width}")
-        self.bn1 = nn.BatchNorm2d(in_chs)
+        self.bn1 = norm_layer(in_chs)
         self.relu = nn.ReLU(inplace=True)
-        self.conv1 = conv3x3(in_chs, planes, stride, dilation=dilation if first_dilation is None else first_dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        first = dilation if first_dilation is None else first_dilation
+        self.conv1 = conv3x3(in_chs, planes, stride, dilation=first, same=same_pad)
+        self.bn2 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.se = _se(planes, se_ratio)
         self.downsample = downsample
+        self.own_shortcut_norm = own_shortcut_norm
 
     def zero_init_last(self) -> None:
         """Zero the last convolution so the residual branch starts at zero (no BN follows it)."""
@@ -197,7 +278,7 @@ class PreActBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
+        identity = x if self.downsample is None else self.downsample(x if self.own_shortcut_norm else pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         if self.se is not None:
@@ -225,19 +306,24 @@ class PreActBottleneck(nn.Module):
         se_ratio: float | None = None,
         dilation: int = 1,
         first_dilation: int | None = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        same_pad: bool = False,
+        own_shortcut_norm: bool = False,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         out_chs = planes * self.expansion
-        self.bn1 = nn.BatchNorm2d(in_chs)
+        self.bn1 = norm_layer(in_chs)
         self.relu = nn.ReLU(inplace=True)
         self.conv1 = conv1x1(in_chs, width)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride, groups, dilation if first_dilation is None else first_dilation)
-        self.bn3 = nn.BatchNorm2d(width)
+        self.bn2 = norm_layer(width)
+        first = dilation if first_dilation is None else first_dilation
+        self.conv2 = conv3x3(width, width, stride, groups, first, same=same_pad)
+        self.bn3 = norm_layer(width)
         self.conv3 = conv1x1(width, out_chs)
         self.se = _se(out_chs, se_ratio)
         self.downsample = downsample
+        self.own_shortcut_norm = own_shortcut_norm
 
     def zero_init_last(self) -> None:
         """Zero the last convolution so the residual branch starts at zero (no BN follows it)."""
@@ -245,7 +331,7 @@ class PreActBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
+        identity = x if self.downsample is None else self.downsample(x if self.own_shortcut_norm else pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
@@ -320,12 +406,26 @@ class ResNet(GloreNet, nn.Module):
         stem_kernel: kernel size of the stem convolution (7 in ImageNet ResNets, 3 for small images).
         stem_stride: stride of the stem convolution.
         stem_pool: use the stem's 3x3 stride-2 max-pool.
+        stem_type: ``""``: one ``stem_kernel`` convolution; ``"deep"``: three 3x3 convolutions with BN-ReLU between
+            them, ``stem_width // 2``, ``stem_width // 2`` and ``stem_width`` channels, the first strided (ResNet-D;
+            ``conv1`` is then an ``nn.Sequential`` with timm's keys ``conv1.0/.1/.3/.4/.6``).
         output_stride: replace the stride of res5 (and res4) by dilation so the last stage's output is this many
             times smaller than the input (8 or 16 for ImageNet ResNets, for segmentation); None: 32, undilated.
             State-dict keys and shapes do not change, so ImageNet weights load.
+        dilate_first_block: the first block of a dilated stage uses the stage's dilation (PaddleSeg's ResNet_vd)
+            instead of the previous stage's (torchvision's ``replace_stride_with_dilation``, timm).
+        avg_down: a strided projection shortcut average-pools (2x2, stride 2, ceil mode, padding not counted) and
+            then projects with a stride-1 1x1 convolution (ResNet-D); keys ``downsample.1`` (conv), ``.2`` (BN).
+        same_padding: ``"none"``: PyTorch's symmetric padding; ``"pool"``: TensorFlow/MindSpore "same" padding
+            of the stem's max-pool; ``"all"``: of the max-pool and every strided 3x3 convolution (MindSpore's
+            ``pad_mode="same"``, which differs from symmetric padding on even sizes).
+        norm_eps: eps of every BatchNorm of the backbone (1e-5 as torchvision; MindSpore's networks use 1e-4).
         groups: groups of each bottleneck's 3x3 convolution (ResNeXt cardinality).
         width_per_group: width of each group (ResNeXt 32x4d: 4).
         preact: build the pre-activation variant (the paper's MXNet networks) instead of torchvision's.
+        shortcut_norm: with ``preact``: the projection shortcut is BN-ReLU-conv on the block's input, a BatchNorm
+            of its own (MindSpore's glore_resnet101/200; keys ``downsample.0`` BN, ``downsample.2`` conv), instead
+            of a conv on the block's first pre-activation.
         se_ratio: put a squeeze-excite gate of this bottleneck ratio in every block (SE-ResNet: 1/16).
         zero_init_residual: zero each block's last norm (or, pre-activation, its last conv) at init.
         drop_rate: dropout before the classifier.
@@ -346,11 +446,17 @@ class ResNet(GloreNet, nn.Module):
         stem_kernel: int = 7,
         stem_stride: int = 2,
         stem_pool: bool = True,
+        stem_type: str = "",
         output_stride: int | None = None,
+        dilate_first_block: bool = False,
         # Block configs.
         groups: int = 1,
         width_per_group: int = 64,
         preact: bool = False,
+        shortcut_norm: bool = False,
+        avg_down: bool = False,
+        same_padding: str = "none",
+        norm_eps: float = 1e-5,
         se_ratio: float | None = None,
         zero_init_residual: bool = False,
         # Head configs.
@@ -364,18 +470,47 @@ class ResNet(GloreNet, nn.Module):
             raise ValueError(f"ResNet: block must be 'basic' or 'bottleneck', got {block!r}")
         depths = _four("depths", depths)
         widths = _four("widths", widths)
+        if stem_type not in ("", "deep"):
+            raise ValueError(f"ResNet: stem_type must be '' or 'deep', got {stem_type!r}")
+        if same_padding not in SAME_PADDINGS:
+            raise ValueError(f"ResNet: same_padding must be one of {SAME_PADDINGS}, got {same_padding!r}")
+        if isinstance(norm_eps, bool) or not isinstance(norm_eps, int | float) or not norm_eps > 0:
+            raise ValueError(f"ResNet: norm_eps must be a positive number, got {norm_eps!r}")
+        if shortcut_norm and not preact:
+            raise ValueError("ResNet: shortcut_norm=True needs preact=True (a post-activation shortcut has its BN)")
+        if shortcut_norm and avg_down:
+            raise ValueError("ResNet: shortcut_norm and avg_down cannot be combined")
         block_cls = _BLOCKS[(block, bool(preact))]
         self.preact = bool(preact)
         self.drop_rate = float(drop_rate)
         unit_args = check_glore_args(glore_args)
+        norm_layer = partial(nn.BatchNorm2d, eps=float(norm_eps))
+        same_all = same_padding == "all"
 
         # Stem.
-        self.conv1 = nn.Conv2d(
-            in_chans, stem_width, kernel_size=stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(stem_width)
+        if stem_type == "deep":
+            mid = stem_width // 2
+            self.conv1: nn.Module = nn.Sequential(
+                conv3x3(in_chans, mid, stem_stride, same=same_all),
+                norm_layer(mid),
+                nn.ReLU(inplace=True),
+                conv3x3(mid, mid),
+                norm_layer(mid),
+                nn.ReLU(inplace=True),
+                conv3x3(mid, stem_width),
+            )
+        elif same_all and stem_stride > 1:
+            self.conv1 = Conv2dSame(in_chans, stem_width, stem_kernel, stride=stem_stride, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(
+                in_chans, stem_width, kernel_size=stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False
+            )
+        self.bn1 = norm_layer(stem_width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem_pool else nn.Identity()
+        self.maxpool: nn.Module = nn.Identity()
+        if stem_pool:
+            same_pool = same_padding != "none"
+            self.maxpool = MaxPool2dSame(3, 2) if same_pool else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
         # Stages: feature_info first, so that glore_unit() knows each stage's width.
         reduction = stem_stride * (2 if stem_pool else 1)
@@ -400,9 +535,7 @@ class ResNet(GloreNet, nn.Module):
             out_chs = width * block_cls.expansion
             downsample = None
             if stride != 1 or in_chs != out_chs or dilation != previous_dilation:  # a stride turned dilation too
-                # Pre-activation shortcuts take the already normalised input, so they need no norm of their own.
-                layers = [conv1x1(in_chs, out_chs, stride)] + ([] if preact else [nn.BatchNorm2d(out_chs)])
-                downsample = nn.Sequential(*layers)
+                downsample = self._shortcut(in_chs, out_chs, stride, norm_layer, preact, shortcut_norm, avg_down)
             blocks = []
             for i in range(depth):
                 blocks.append(
@@ -415,7 +548,10 @@ class ResNet(GloreNet, nn.Module):
                         base_width=width_per_group,
                         se_ratio=se_ratio,
                         dilation=dilation,
-                        first_dilation=previous_dilation if i == 0 else dilation,
+                        first_dilation=previous_dilation if i == 0 and not dilate_first_block else dilation,
+                        norm_layer=norm_layer,
+                        same_pad=same_all,
+                        own_shortcut_norm=shortcut_norm,
                     )
                 )
             units = {p: self.glore_unit(info["stage"], **unit_args) for p in spec.get(info["stage"], ())}
@@ -423,13 +559,33 @@ class ResNet(GloreNet, nn.Module):
             in_chs, previous_dilation = out_chs, dilation
         self.num_features = in_chs
         self.output_stride = reduction
-        self.final_norm: nn.Module = nn.BatchNorm2d(in_chs) if preact else nn.Identity()
+        self.final_norm: nn.Module = norm_layer(in_chs) if preact else nn.Identity()
 
         # Head.
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_classes = num_classes
         self.fc: nn.Module = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights(zero_init_residual=zero_init_residual)
+
+    @staticmethod
+    def _shortcut(
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        norm_layer: Callable[[int], nn.Module],
+        preact: bool,
+        shortcut_norm: bool,
+        avg_down: bool,
+    ) -> nn.Sequential:
+        """The projection shortcut of a stage's first block."""
+        if shortcut_norm:  # BN-ReLU-conv on the block's input
+            return nn.Sequential(norm_layer(in_chs), nn.ReLU(inplace=True), conv1x1(in_chs, out_chs, stride))
+        # Pre-activation shortcuts take the already normalised input, so they need no norm of their own.
+        norm = [] if preact else [norm_layer(out_chs)]
+        if avg_down:
+            pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+            return nn.Sequential(pool, conv1x1(in_chs, out_chs), *norm)
+        return nn.Sequential(conv1x1(in_chs, out_chs, stride), *norm)
 
     def init_weights(self, *, zero_init_residual: bool = False) -> None:
         """torchvision's init: Kaiming-normal (fan-out) convolutions, unit BN; GloRe units keep their own init."""
@@ -448,9 +604,13 @@ class ResNet(GloreNet, nn.Module):
                 if hasattr(m, "zero_init_last"):
                     m.zero_init_last()
 
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, in_chans, H, W) -> the stem's output, (n, stem_width, H/4, W/4) for the ImageNet stem."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(n, in_chans, H, W) -> (n, num_features, H/32, W/32) (the last stage's output)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.forward_stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         if self.preact:
             x = self.relu(self.final_norm(x))
@@ -488,6 +648,19 @@ def resnet34(**kwargs: Any) -> ResNet:
 def resnet50(**kwargs: Any) -> ResNet:
     """ResNet-50: 3-4-6-3 bottlenecks (25.6M parameters)."""
     return _resnet(dict(block="bottleneck", depths=(3, 4, 6, 3)), kwargs)
+
+
+@register_model
+def resnet50d(**kwargs: Any) -> ResNet:
+    """ResNet-50-D: ResNet-50 with the deep 3x3 stem (32-32-64) and average-pool shortcuts (timm's ``resnet50d``,
+    PaddlePaddle's ``ResNet50_vd``; 25.6M parameters)."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 6, 3), stem_type="deep", avg_down=True), kwargs)
+
+
+@register_model
+def resnet101d(**kwargs: Any) -> ResNet:
+    """ResNet-101-D: ResNet-101 with the deep 3x3 stem and average-pool shortcuts (timm's ``resnet101d``)."""
+    return _resnet(dict(block="bottleneck", depths=(3, 4, 23, 3), stem_type="deep", avg_down=True), kwargs)
 
 
 @register_model
