@@ -256,3 +256,70 @@ def test_precise_bn_passes_over_batches_whose_samples_were_all_skipped():
     assert precise_batchnorm(net, iter(batches), count=3) == 2
     expected = torch.stack([net[0](c).mean(dim=(0, 2, 3, 4)) for c in clips]).mean(0)
     assert torch.allclose(net[1].running_mean, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The official optimiser (train_model.py): lr x 0.5 on "conv_m2" (each block's (1,3,3) convolution and the BatchNorm
+# before it), weight decay on every parameter but the biases.
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "kinetics_resnet50_3d_glore.yaml"
+
+
+def test_the_official_param_rules_select_what_the_official_optimiser_does():
+    import re
+
+    from glore.models.resnet3d import _official_block_key
+
+    official = []  # every block parameter of the official R50, named as the official code names it
+    for stage, blocks in zip("2345", (3, 4, 6, 3), strict=True):
+        for b in range(1, blocks + 1):
+            for layer in ("conv_m1", "conv_m2", "conv_m3", *(("conv_w1",) if b == 1 else ())):
+                for kind, tails in (("bn", ("weight", "bias")), ("conv", ("weight",))):
+                    official += [(f"conv{stage}.B{b:02d}.{layer}.{kind}.{t}", (stage, f"{b:02d}", layer, kind, t))
+                                 for t in tails]  # fmt: skip
+    from glore.engine import load_config
+
+    rules = load_config(RECIPE).optim.param_rules
+    half = re.compile(rules[1].match)
+    no_decay = re.compile(rules[0].match)
+    for name, parts in official:
+        glore = _official_block_key(*parts)
+        assert bool(half.search(glore)) == ("conv_m2" in name), (name, glore)
+        assert bool(no_decay.search(glore)) == name.endswith(".bias"), (name, glore)
+
+
+def test_one_official_sgd_step_against_a_hand_computation():
+    import re
+
+    from glore.engine import build_optimizer, load_config
+    from glore.models import create_model
+
+    config = load_config(RECIPE)
+    torch.manual_seed(0)
+    model = create_model("resnet_small_3d", num_classes=3, glore="res3:1", glore_args={"normalize": False})
+    optimizer = build_optimizer(model, config)
+    assert optimizer.param_groups[0]["lr"] == 0.05 and optimizer.param_groups[0]["weight_decay"] == 1e-4
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for k, p in enumerate(model.parameters()):
+        p.grad = torch.full_like(p, 0.01 * (k % 7 + 1))
+    optimizer.step()
+    lr, wd, momentum = 0.05, 1e-4, 0.9
+    for name, p in model.named_parameters():
+        mult = 0.5 if re.search(r"^layer[1-4]\.\d+\.(bn2|conv2)\.", name) else 1.0
+        decay = 0.0 if name.endswith(".bias") else wd  # BatchNorm scales decay, as officially
+        d = p.grad + decay * before[name]  # first step: the momentum buffer is d itself
+        expected = before[name] - lr * mult * (d + momentum * d)  # Nesterov: d + momentum * buffer
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-7, msg=name)
+    names = {n for n, _ in model.named_parameters()}
+    assert {"layer1.0.bn2.weight", "layer1.0.conv2.weight", "layer2.glore1.norm.weight"} <= names
+
+
+def test_a_param_rule_that_matches_nothing_is_named():
+    from glore.engine import build_optimizer, load_config
+    from glore.models import create_model
+
+    config = load_config(RECIPE, ["optim.param_rules=[{match: 'conv_m2', lr_mult: 0.5}]"])
+    with pytest.raises(ValueError, match=r"optim.param_rules\[0\].match: 'conv_m2' matches no parameter"):
+        build_optimizer(create_model("resnet_small_3d", num_classes=3), config)
+    with pytest.raises(ValueError, match=r"optim.param_rules\[0\].lr_mult"):
+        load_config(RECIPE, ["optim.param_rules=[{match: 'x', lr_mult: half}]"])

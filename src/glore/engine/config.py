@@ -158,6 +158,22 @@ class DataConfig:
 
 
 @dataclass
+class ParamRule:
+    """Optimiser settings for the parameters whose names match a regular expression (``optim.param_rules``).
+
+    Attributes:
+        match: a regular expression searched in each parameter's name (``re.search``: ``'\\.bias$'``,
+            ``'^layer[1-4]\\.\\d+\\.conv2\\.'``); it must match at least one parameter.
+        lr_mult: the matched parameters' learning rate is ``optim.lr`` times this (the schedule scales it alike).
+        weight_decay: their weight decay; null keeps what ``optim.weight_decay``/``decay_norm_and_bias`` give.
+    """
+
+    match: str = ""
+    lr_mult: float = 1.0
+    weight_decay: float | None = None
+
+
+@dataclass
 class OptimConfig:
     """Optimiser.
 
@@ -172,6 +188,8 @@ class OptimConfig:
         betas: AdamW betas.
         eps: AdamW epsilon.
         clip_grad_norm: clip the global gradient norm to this value; ``None`` disables clipping.
+        param_rules: per-parameter learning-rate multipliers and weight decays, by name (``ParamRule``); a parameter
+            takes the settings of every rule that matches it, a later rule overriding an earlier one.
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
@@ -183,6 +201,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     clip_grad_norm: float | None = None
+    param_rules: list[ParamRule] = field(default_factory=list)
 
 
 @dataclass
