@@ -7,6 +7,12 @@ batch into a loss (``train_step``), how a network predicts for evaluation (``eva
 multi-view averaging live there), its metrics and whether each is maximised or minimised. The loop
 (``glore.engine.trainer``) does the rest the same way for every task.
 
+It also owns how a raw file (an image, a video) becomes a network input outside a dataset: ``load_input`` applies
+the evaluation dataset's own preprocessing to one file and ``predict`` runs ``eval_step``'s inference on it, so
+``glore predict`` and ``glore visualize`` see what ``glore eval`` sees; ``input_size`` is the evaluation input's
+size (what ``report.md`` profiles the network at) and ``input_normalization`` the mean and std to show inputs
+as images again.
+
 Batches are ``glore.data.Batch(inputs, targets, meta, skipped)``; inputs and targets may be any pytree of tensors
 and reach ``train_step``/``eval_step`` already on the device. Tasks live in ``glore.tasks`` and register themselves
 with ``register_task``; the engine never imports them.
@@ -197,6 +203,45 @@ class Task:
         if not leaves or leaves[0].dim() == 0:
             return 0
         return int(leaves[0].shape[0])
+
+    # -- raw inputs (glore predict, visualize, report) -------------------------------------------------------------
+
+    def load_input(self, path: str) -> Any:
+        """One raw file as an evaluation batch, preprocessed exactly as the task's evaluation dataset preprocesses
+        a sample of that file.
+
+        Returns:
+            ``glore.data.Batch(inputs, None, meta, 0)``: ``inputs`` holds the file's evaluation views (one image,
+            or a video's clips x crops); ``meta`` what ``predict`` needs (``file``; the image's ``size``).
+
+        Raises:
+            ValueError: the file cannot be read as the task's input; the message names it.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.load_input")
+
+    def predict(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The network's prediction for a ``load_input`` batch, computed as ``eval_step`` computes it for the same
+        views (default: ``eval_step``, which for most tasks needs no targets)."""
+        return self.eval_step(model, batch)
+
+    def input_size(self, model: nn.Module | None = None) -> tuple[int, ...]:
+        """The size of one evaluation input without batch and channels: (H, W), or (T, H, W) for a clip.
+
+        Default: the network's default config (``glore.models.resolve_data_config``), or ``data.image_size``
+        squared without a network.
+        """
+        if model is not None:
+            from glore.models import resolve_data_config
+
+            return tuple(resolve_data_config(model)["input_size"][1:])
+        side = int(self.config.data.image_size)
+        return (side, side)
+
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The per-channel mean and std the task's inputs are normalised with (default ``data.mean``/``data.std``),
+        to show them as images again."""
+        d = self.config.data
+        return tuple(d.mean), tuple(d.std)
 
 
 def _tensor_leaves(tree: Any) -> list[torch.Tensor]:

@@ -15,6 +15,7 @@ from glore.engine.settings import Setting
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
+from ._inputs import generated, generated_image_tensor, input_batch, read_input_image
 
 __all__ = ["ClassificationTask", "check_same_classes"]
 
@@ -69,19 +70,7 @@ class ClassificationTask(Task):
 
         d = self.config.data
         kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
-        transform = None
-        # The relational data makes normalised tensors itself: its standard preprocessing is none.
-        if d.transform == "standard" and d.name != "relational":
-            from glore.data.transforms import build_transform
-
-            if len(d.crop_scale) != 2:
-                raise ValueError(f"data.crop_scale: expected [min, max], got {d.crop_scale}")
-            extra: dict[str, Any] = (
-                {"color_jitter": d.color_jitter, "scale": tuple(d.crop_scale)}
-                if train
-                else {"resize_ratio": d.eval_crop_ratio}
-            )
-            transform = build_transform(train, d.image_size, mean=d.mean, std=d.std, **extra)
+        transform = self.image_transform(train=train)
         if d.name == "relational":  # data.image_size is the size reports compute GFLOPs from: one size for both
             if kwargs.setdefault("image_size", d.image_size) != d.image_size:
                 raise ValueError(
@@ -116,3 +105,52 @@ class ClassificationTask(Task):
         if num_classes is None:
             raise ValueError("model.num_classes: the dataset has no num_classes attribute; set it in the config")
         return ClassificationMeter(int(num_classes), ks=(1, 5) if num_classes > 5 else (1,))
+
+    # -- raw inputs ---------------------------------------------------------------------------------------------
+
+    def image_transform(self, *, train: bool) -> Any:
+        """The transform the datasets get (PIL image -> normalised tensor): ``glore.data.transforms``' random resized
+        crop (training) or resize and centre crop (evaluation) with ``data.*``; None for ``data.transform: none``
+        and for the relational data, which makes normalised tensors itself."""
+        d = self.config.data
+        if d.transform != "standard" or generated(d.name):
+            return None
+        from glore.data.transforms import build_transform
+
+        if len(d.crop_scale) != 2:
+            raise ValueError(f"data.crop_scale: expected [min, max], got {d.crop_scale}")
+        extra: dict[str, Any] = (
+            {"color_jitter": d.color_jitter, "scale": tuple(d.crop_scale)}
+            if train
+            else {"resize_ratio": d.eval_crop_ratio}
+        )
+        return build_transform(train, d.image_size, mean=d.mean, std=d.std, **extra)
+
+    def load_input(self, path: str) -> Any:
+        """An image file as the evaluation datasets make it: decoded by ``glore.data.read_image`` (with the
+        transform's JPEG draft size) and passed through ``image_transform(train=False)``; a file of the generated
+        data's pictures is normalised as that data normalises itself. Inputs (1, 3, H, W)."""
+        if generated(self.config.data.name):
+            return input_batch(generated_image_tensor(path)[None], path)
+        from glore.data.transforms import to_tensor
+
+        transform = self.image_transform(train=False)
+        image = read_input_image(path, draft_size=getattr(transform, "draft_size", None))
+        x = to_tensor(image) if transform is None else transform(image)
+        return input_batch(x[None], path)  # (1, 3, H, W)
+
+    def input_size(self, model: nn.Module | None = None) -> tuple[int, ...]:
+        """(``data.image_size``, ``data.image_size``): the evaluation crop (the generated images' side)."""
+        side = int(self.config.data.image_size)
+        return (side, side)
+
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``data.mean``/``data.std``; the generated data's own statistics for it; none (0 and 1) without the
+        standard transform."""
+        if generated(self.config.data.name):
+            from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+
+            return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
+        if self.config.data.transform != "standard":  # pixels in [0, 1], not normalised
+            return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        return super().input_normalization()

@@ -26,6 +26,7 @@ from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, resolve_task_args
+from ._inputs import generated, generated_image_tensor, input_batch, read_input_image
 
 __all__ = [
     "IGNORE_INDEX",
@@ -262,7 +263,7 @@ class SegmentationTask(Task):
                     ignore_index=IGNORE_INDEX,
                 )
             else:
-                transform = build_seg_transform(False, resize=a["eval_resize"], mean=d.mean, std=d.std)
+                transform = self.eval_transform()
         return create_dataset(d.name, d.root, split, transform=transform, on_error=d.on_error, **kwargs)
 
     def build_model(self, train_dataset: Dataset) -> nn.Module:
@@ -297,16 +298,7 @@ class SegmentationTask(Task):
         inference over ``task_args.scales`` (and flips); writes prediction PNGs when ``save_predictions`` is set."""
         a = self.args
         mask = self._mask(batch.targets)
-        probs = predict_probabilities(
-            model,
-            batch.inputs,
-            size=tuple(mask.shape[-2:]),
-            mode=a["mode"],
-            crop=self.crop,
-            stride=self.stride,
-            scales=a["scales"],
-            flip=a["flip"],
-        )
+        probs = self.probabilities(model, batch.inputs, tuple(mask.shape[-2:]))
         if a["save_predictions"]:
             self.save_predictions(probs.argmax(dim=1), batch.meta, Path(a["save_predictions"]))
         return probs
@@ -321,6 +313,83 @@ class SegmentationTask(Task):
         from glore.metrics.segmentation import SegmentationMeter
 
         return SegmentationMeter.for_dataset(dataset)
+
+    # -- inference and raw inputs -------------------------------------------------------------------------------
+
+    def probabilities(self, model: nn.Module, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Class probabilities (n, K, h, w) at ``size`` (the label mask's, the file's) by the inference
+        ``task_args`` describe (``mode``, ``crop``, ``stride``, ``scales``, ``flip``): what ``eval_step`` and
+        ``predict`` return."""
+        a = self.args
+        return predict_probabilities(
+            model,
+            images,
+            size=size,
+            mode=a["mode"],
+            crop=self.crop,
+            stride=self.stride,
+            scales=a["scales"],
+            flip=a["flip"],
+        )
+
+    def eval_transform(self) -> Any:
+        """The evaluation transform the datasets get with ``data.transform: standard`` (resize by
+        ``task_args.eval_resize``, normalise with ``data.mean``/``data.std``); None otherwise (the dataset's own)."""
+        from glore.data.joint_transforms import build_seg_transform
+
+        d = self.config.data
+        if d.transform != "standard":
+            return None
+        return build_seg_transform(False, resize=self.args["eval_resize"], mean=d.mean, std=d.std)
+
+    def load_input(self, path: str) -> Any:
+        """An image file as the evaluation datasets make it: read by ``glore.data.read_image`` and passed through
+        ``eval_transform()`` (the file datasets' default without it; the generated data's own normalisation for
+        ``relational_seg`` with ``data.transform: none``). Inputs (1, 3, h, w); ``meta["size"]`` the file's (H, W),
+        the resolution of the prediction."""
+        if generated(self.config.data.name) and self.config.data.transform != "standard":
+            x = generated_image_tensor(path)
+            return input_batch(x[None], path, size=tuple(x.shape[-2:]))
+        from glore.data.joint_transforms import build_seg_transform
+
+        transform = self.eval_transform() or build_seg_transform(train=False)
+        image = read_input_image(path)
+        x, _ = transform(image, [])
+        return input_batch(x[None], path, size=(image.height, image.width))  # (1, 3, h, w)
+
+    def predict(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Class probabilities (1, K, H, W) of a ``load_input`` batch at the file's resolution, by the same
+        inference as ``eval_step``."""
+        return self.probabilities(model, batch.inputs, tuple(batch.meta["size"][0]))
+
+    def input_size(self, model: nn.Module | None = None) -> tuple[int, ...]:
+        """(H, W) the network sees at evaluation: the ``slide`` window; else the image after ``eval_resize``: the
+        generated data's side, or the network's default input (Cityscapes: 1024 x 2048) for files."""
+        a, d = self.args, self.config.data
+        if a["mode"] == "slide":
+            return self.crop
+        resize = a["eval_resize"]
+        if resize is not None and not isinstance(resize, float):
+            return _pair("eval_resize", resize)
+        if generated(d.name):
+            side = int({**d.kwargs, **d.val_kwargs}.get("image_size", d.image_size))
+            height, width = side, side
+        else:
+            height, width = super().input_size(model)[-2:] if model is not None else (d.image_size, d.image_size)
+        factor = 1.0 if resize is None else float(resize)
+        return max(1, int(round(height * factor))), max(1, int(round(width * factor)))
+
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``data.mean``/``data.std`` with the standard transform; else the dataset's own (the generated data's
+        statistics, ImageNet's for files)."""
+        if self.config.data.transform == "standard":
+            return super().input_normalization()
+        from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+        from glore.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        if generated(self.config.data.name):
+            return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
+        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 
     # -- predictions --------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, dataset_parameters, resolve_task_args
+from ._inputs import dataset_option, generated, input_batch, video_views
 
 __all__ = ["VideoTask", "precise_batchnorm"]
 
@@ -96,13 +97,19 @@ class VideoTask(Task):
         from glore.data import create_dataset
 
         d = self.config.data
+        return create_dataset(d.name, d.root, split, on_error=d.on_error, **self.dataset_kwargs(train=train))
+
+    def dataset_kwargs(self, *, train: bool) -> dict[str, Any]:
+        """The keyword arguments ``build_dataset`` passes to the dataset: ``data.kwargs`` with ``train_kwargs`` or
+        ``val_kwargs``, ``train``, and ``data.mean``/``data.std`` for a dataset that decodes videos."""
+        d = self.config.data
         kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
         parameters = dataset_parameters(d.name)
         if "train" in parameters:
             kwargs.setdefault("train", train)
         if "mean" in parameters:  # a decoding dataset: it normalises with the recipe's statistics
             kwargs.update(mean=list(d.mean), std=list(d.std))
-        return create_dataset(d.name, d.root, split, on_error=d.on_error, **kwargs)
+        return kwargs
 
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The training and validation datasets. A validation split of a dataset that takes ``classes`` is read with
@@ -175,6 +182,39 @@ class VideoTask(Task):
             class_names=getattr(dataset, "classes", None),
             video_names=getattr(dataset, "video_names", None),
         )
+
+    # -- raw inputs ---------------------------------------------------------------------------------------------
+
+    def load_input(self, path: str) -> Any:
+        """A video file as the evaluation dataset makes it: every test view (``num_clips`` x ``num_crops``) sampled,
+        decoded and transformed by ``glore.data.video.VideoDataset`` with ``dataset_kwargs(train=False)``. For the
+        generated ``relational_video`` data: one clip of ``num_frames`` consecutive frames, its shorter side and
+        centre crop at the data's ``image_size``, normalised as that data normalises itself. Inputs
+        (views, 3, T, H, W); ``predict`` (``eval_step``) gives each view's logits."""
+        d = self.config.data
+        if generated(d.name):
+            t, side, _ = self.input_size()
+            mean, std = self.input_normalization()
+            options = dict(num_frames=t, interval=1, num_clips=1, num_crops=1, crop_size=side, test_short_side=side)
+            return input_batch(video_views(path, {**options, "mean": mean, "std": std}), path)
+        return input_batch(video_views(path, self.dataset_kwargs(train=False)), path)
+
+    def input_size(self, model: nn.Module | None = None) -> tuple[int, ...]:
+        """(T, H, W) of one evaluation clip: ``num_frames`` and ``crop_size`` (``image_size`` for the generated
+        data) of the evaluation dataset's options, else the dataset's defaults."""
+        d = self.config.data
+        kwargs = self.dataset_kwargs(train=False)
+        side_key = "image_size" if generated(d.name) else "crop_size"
+        frames, side = (dataset_option(d.name, kwargs, key) for key in ("num_frames", side_key))
+        return int(frames), int(side), int(side)
+
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``data.mean``/``data.std``, or the generated data's own statistics."""
+        if generated(self.config.data.name):
+            from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+
+            return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
+        return super().input_normalization()
 
 
 def _empty(batch: Any) -> bool:

@@ -1,6 +1,9 @@
 """``glore predict CHECKPOINT INPUT...``: what a trained network says about images or videos.
 
-The checkpoint's task decides what is printed or written:
+The checkpoint's task turns each file into the network's input exactly as its evaluation dataset does
+(``Task.load_input``: the same reader, transform and test views) and predicts as ``glore eval`` does
+(``Task.predict``, under the recipe's ``train.amp``), so a file gets the scores ``glore eval`` computes for it. The
+task decides what is printed or written:
 
 - classification: the top-k classes of each image, with their names and probabilities;
 - segmentation: a colourised mask PNG and an overlay PNG per image in ``--output`` (default: ``predictions/``
@@ -22,6 +25,8 @@ import torch
 __all__ = [
     "PREDICTORS",
     "add_arguments",
+    "checkpoint_task",
+    "predict_file",
     "predict_images",
     "predict_segmentation",
     "predict_videos",
@@ -38,32 +43,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="segmentation: folder of the mask and overlay PNGs")
 
 
-def _stats(data: dict[str, Any]) -> tuple[list[float], list[float]]:
-    if data.get("transform") == "none" and str(data.get("name", "")).startswith("relational"):
-        from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+def checkpoint_task(state: dict[str, Any], checkpoint: str = "checkpoint") -> Any:
+    """The task of a checkpoint, built from the config stored in it (its preprocessing and inference settings).
 
-        return list(RELATIONAL_MEAN), list(RELATIONAL_STD)
-    return list(data.get("mean", (0.485, 0.456, 0.406))), list(data.get("std", (0.229, 0.224, 0.225)))
+    Raises:
+        ValueError: the checkpoint has no config, or its config no longer loads (the key named).
+    """
+    import glore.tasks  # noqa: F401 - registers glore's own tasks
+    from glore.engine import ConfigError, build_task, load_config
 
-
-def _read_image(path: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
+    if not state.get("config"):
+        raise ValueError(f"checkpoint {checkpoint!r}: no config to read the preprocessing from")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"INPUT {path!r}: not a readable image ({error})") from None
+        return build_task(load_config(state["config"]))
+    except ConfigError as error:
+        raise ValueError(f"checkpoint {checkpoint!r}: its config does not load here ({error})") from None
 
 
-def _normalise(image: Any, size: int | None, mean: list[float], std: list[float]) -> torch.Tensor:
-    """An RGB PIL image as a normalised tensor (3, H, W), resized to ``size`` x ``size`` when given."""
-    from PIL import Image
+@torch.no_grad()
+def predict_file(task: Any, model: torch.nn.Module, path: str) -> torch.Tensor:
+    """The prediction of ``model`` (in eval mode, on the CPU) for one file: ``task.predict`` of
+    ``task.load_input(path)``, under the autocast of the task's ``train.amp`` as ``glore eval`` runs it."""
+    import contextlib
 
-    if size is not None:
-        image = image.resize((size, size), Image.BILINEAR)
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    from glore.engine.trainer import AMP_DTYPES
+
+    dtype = AMP_DTYPES.get(task.config.train.amp)
+    batch = task.load_input(path)
+    with torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext():
+        return task.predict(model, batch)
 
 
 def _names(state: dict[str, Any], count: int) -> list[str]:
@@ -76,39 +84,34 @@ def _topk_line(probs: torch.Tensor, names: list[str], k: int) -> str:
     return ", ".join(f"{names[i]} {p:.3f}" for p, i in zip(values.tolist(), indices.tolist(), strict=True))
 
 
-@torch.no_grad()
-def predict_images(model: torch.nn.Module, state: dict[str, Any], paths: list[str], topk: int) -> list[str]:
+def predict_images(task: Any, model: torch.nn.Module, state: dict[str, Any], paths: list[str], topk: int) -> list[str]:
     """One line per image: its top-k classes and probabilities."""
-    data = state["config"]["data"]
-    mean, std = _stats(data)
     lines = []
     for path in paths:
-        x = _normalise(_read_image(path), int(data.get("image_size", 224)), mean, std)
-        probs = model(x[None]).float().softmax(dim=1)[0]  # (1, K) -> (K,)
+        probs = predict_file(task, model, path).float().softmax(dim=1)[0]  # (1, K) -> (K,)
         lines.append(f"{path}: {_topk_line(probs, _names(state, probs.numel()), topk)}")
     return lines
 
 
-@torch.no_grad()
-def predict_segmentation(model: torch.nn.Module, state: dict[str, Any], paths: list[str], out_dir: Path) -> list[str]:
+def predict_segmentation(
+    task: Any, model: torch.nn.Module, state: dict[str, Any], paths: list[str], out_dir: Path
+) -> list[str]:
     """Write ``<stem>_mask.png`` (colourised classes) and ``<stem>_overlay.png`` per image; one line each."""
     from PIL import Image
 
     from glore._io import atomic_path
     from glore.data.cityscapes import colorize
-    from glore.tasks.segmentation import predict_probabilities
+    from glore.tasks._inputs import read_input_image
 
     data = state["config"]["data"]
-    mean, std = _stats(data)
     cityscapes = data.get("name") == "cityscapes"
     palette = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8)
     palette[0] = 0
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for path in paths:
-        image = _read_image(path)
-        x = _normalise(image, None, mean, std)
-        labels = predict_probabilities(model, x[None]).argmax(dim=1)[0].numpy()  # (H, W)
+        labels = predict_file(task, model, path).argmax(dim=1)[0].numpy()  # (1, K, H, W) -> (H, W)
+        image = read_input_image(path)
         rgb = colorize(labels) if cityscapes else palette[labels]
         overlay = (0.5 * np.asarray(image, dtype=np.float32) + 0.5 * rgb).astype(np.uint8)
         stem = Path(path).stem
@@ -122,39 +125,26 @@ def predict_segmentation(model: torch.nn.Module, state: dict[str, Any], paths: l
     return lines
 
 
-@torch.no_grad()
-def predict_videos(model: torch.nn.Module, state: dict[str, Any], paths: list[str], topk: int) -> list[str]:
-    """One line per video: its top-k classes, the softmax averaged over the recipe's test views."""
-    from glore.data.video import VideoDataset
-
-    data = state["config"]["data"]
-    options = {**data.get("kwargs", {}), **data.get("val_kwargs", {})}
-    allowed = ("num_frames", "interval", "num_clips", "num_crops", "crop_size", "test_short_side")
-    kwargs = {k: v for k, v in options.items() if k in allowed}
-    if "image_size" in options and "crop_size" not in kwargs:  # generated clips of image_size x image_size
-        kwargs["crop_size"] = kwargs["test_short_side"] = int(options["image_size"])
-    mean, std = _stats(data)
-    size = int(kwargs.get("crop_size", 224))
-    kwargs.setdefault("test_short_side", max(size, 256 if size >= 224 else size))
-    kwargs["short_side"] = (kwargs["test_short_side"], kwargs["test_short_side"])
+def predict_videos(task: Any, model: torch.nn.Module, state: dict[str, Any], paths: list[str], topk: int) -> list[str]:
+    """One line per video: its top-k classes, the softmax averaged over the recipe's test views (as ``glore eval``'s
+    video accuracy averages them)."""
     lines = []
     for path in paths:
-        videos = VideoDataset([(path, 0)], ["?"], train=False, mean=mean, std=std, **kwargs)
-        views = torch.stack([videos[i][0] for i in range(len(videos))])  # (views, 3, T, H, W)
-        probs = model(views).float().softmax(dim=1).mean(dim=0)  # (views, K) -> (K,)
+        probs = predict_file(task, model, path).float().softmax(dim=1).mean(dim=0)  # (views, K) -> (K,)
         lines.append(f"{path}: {_topk_line(probs, _names(state, probs.numel()), topk)}")
     return lines
 
 
-Predictor = Callable[[torch.nn.Module, dict[str, Any], argparse.Namespace], list[str]]
+Predictor = Callable[[Any, torch.nn.Module, dict[str, Any], argparse.Namespace], list[str]]
 
 # task name (a checkpoint's ``task``) -> what ``glore predict`` does with its network and the command's arguments.
 PREDICTORS: dict[str, Predictor] = {}
 
 
 def register_predictor(task: str) -> Callable[[Predictor], Predictor]:
-    """Register ``fn(model, checkpoint_state, args) -> lines`` as what ``glore predict`` does for checkpoints of
-    ``task`` (a task added by another package registers its own)."""
+    """Register ``fn(task, model, checkpoint_state, args) -> lines`` as what ``glore predict`` does for checkpoints
+    of ``task`` (a task added by another package registers its own); ``task`` is the checkpoint's ``Task``, whose
+    ``load_input`` and ``predict`` (see ``predict_file``) give the network's scores for a file."""
 
     def add(fn: Predictor) -> Predictor:
         PREDICTORS[task] = fn
@@ -164,21 +154,21 @@ def register_predictor(task: str) -> Callable[[Predictor], Predictor]:
 
 
 @register_predictor("classification")
-def _classification(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    return predict_images(model, state, args.inputs, args.topk)
+def _classification(task: Any, model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    return predict_images(task, model, state, args.inputs, args.topk)
 
 
 @register_predictor("segmentation")
-def _segmentation(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def _segmentation(task: Any, model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
     from glore.cli import output_folder
 
     out = output_folder(args.output or Path(args.checkpoint).parent / "predictions", "--output")
-    return predict_segmentation(model, state, args.inputs, out)
+    return predict_segmentation(task, model, state, args.inputs, out)
 
 
 @register_predictor("video")
-def _video(model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    return predict_videos(model, state, args.inputs, args.topk)
+def _video(task: Any, model: torch.nn.Module, state: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    return predict_videos(task, model, state, args.inputs, args.topk)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and task != "segmentation":
         raise ValueError(f"--output: only segmentation networks write files; this is a {task} checkpoint")
     model = load_model(args.checkpoint)
-    for line in PREDICTORS[task](model, state, args):
+    for line in PREDICTORS[task](checkpoint_task(state, args.checkpoint), model, state, args):
         print(line)
     sys.stdout.flush()
     return 0

@@ -6,6 +6,10 @@ FlopCounterMode``, which sees every matrix product the network runs, the GloRe u
 for convolutions and matrix products, so its counts are halved. Elementwise work (norms, activations, pooling,
 residual adds) is not counted, as in the paper. The network is built on the ``meta`` device: shapes only, no
 memory and no arithmetic, so even ResNet-200 profiles in about a second.
+
+Without an input size a network is profiled at its default config's (``glore.models.resolve_data_config``):
+224 x 224 for the ImageNet networks, a 1024 x 2048 Cityscapes image for the FCNs, 8 x 224 x 224 clips for the
+Kinetics networks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..layers import GloRe
-from ..models import create_model, list_models
+from ..models import create_model, get_default_cfg, list_models, resolve_data_config
+from ..models._builder import _model_class
+from ..models._registry import get_model_entrypoint
 from ..models._spec import STAGE_MODULES, STAGES
 
 __all__ = ["Profile", "PAPER_TABLE", "PaperRow", "profile_model", "profile", "paper_rows", "add_arguments", "run"]
@@ -59,15 +65,19 @@ class Profile:
         return sum(self.macs.values())
 
 
-def _input_shape(model: nn.Module, input_size: int | Sequence[int]) -> tuple[int, ...]:
-    """(H, W) for an image network, (T, H, W) for a video one (its stem is a Conv3d; an int side means 8 frames)."""
-    video = isinstance(getattr(model, "conv1", None), nn.Conv3d)
+def _input_shape(model: nn.Module, input_size: int | Sequence[int] | None) -> tuple[int, ...]:
+    """(H, W) for an image network, (T, H, W) for a video one, as the network's default config says: None is its
+    default input, an int side keeps its number of frames."""
+    default = tuple(resolve_data_config(model)["input_size"][1:])  # (H, W) or (T, H, W)
+    video = len(default) == 3
+    if input_size is None:
+        return default
     if isinstance(input_size, int):
-        size: tuple[int, ...] = (8, input_size, input_size) if video else (input_size, input_size)
+        size: tuple[int, ...] = (*default[:-2], input_size, input_size)
     else:
         size = tuple(int(s) for s in input_size)
     expected = "a side or (T, H, W) (a video network)" if video else "a side or (H, W)"
-    if len(size) != (3 if video else 2) or min(size) < 1:
+    if len(size) != len(default) or min(size) < 1:
         raise ValueError(f"input_size must be {expected} of positive ints, got {input_size!r}")
     return size
 
@@ -77,7 +87,7 @@ def _is_segmentation(model: nn.Module) -> bool:
     return isinstance(getattr(model, "backbone", None), nn.Module) and hasattr(model, "aux_head")
 
 
-def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, name: str = "") -> Profile:
+def profile_model(model: nn.Module, input_size: int | Sequence[int] | None = None, *, name: str = "") -> Profile:
     """Count the parameters and multiply-adds of ``model`` for one ``input_size`` image or clip, per stage.
 
     The model may live on any device; on ``meta`` nothing is computed. Parts are the stem (everything before
@@ -88,7 +98,8 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, na
 
     Args:
         model: a network with ``layer1..layer4`` (glore's, or torchvision-structured).
-        input_size: the image side, or (H, W); for a video network (T, H, W), a side meaning (8, side, side).
+        input_size: the image side, or (H, W); for a video network (T, H, W), or a side (T from the network's
+            default config). None: the network's default config's input (``model.default_cfg``).
         name: a label for the result.
 
     Returns:
@@ -97,7 +108,7 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] = 224, *, na
     segmentation = _is_segmentation(model)
     backbone = model.backbone if segmentation else model
     prefix = "backbone." if segmentation else ""
-    size = _input_shape(backbone, input_size)
+    size = _input_shape(model, input_size)
     param = next(model.parameters())
     x = torch.empty(1, int(getattr(backbone.conv1, "in_channels", 3)), *size, device=param.device, dtype=param.dtype)
     counter = FlopCounterMode(display=False, custom_mapping=_IN_PLACE_FLOPS)
@@ -165,12 +176,20 @@ _IN_PLACE_FLOPS = {torch.ops.aten.baddbmm_: _baddbmm_inplace_flops, torch.ops.at
 _HEAD = ("final_norm", "avgpool", "global_pool", "fc", "classifier", "head")
 
 
+def _takes(name: str, option: str) -> bool:
+    """Whether the network class of model ``name`` has the architecture option ``option``."""
+    import inspect
+
+    cls = _model_class(get_model_entrypoint(name))
+    return cls is not None and option in inspect.signature(cls.__init__).parameters
+
+
 def profile(
     name: str,
     *,
     glore: Any = None,
     glore_args: Mapping[str, Any] | None = None,
-    input_size: int | Sequence[int] = 224,
+    input_size: int | Sequence[int] | None = None,
     **kwargs: Any,
 ) -> Profile:
     """Build ``name`` on the meta device (no memory, no arithmetic) and profile it (see :func:`profile_model`)."""
@@ -245,7 +264,7 @@ def paper_rows(
     """
     rows = []
     for row in PAPER_TABLE:
-        kwargs: dict[str, Any] = {"preact": True} if preact and not row.model.startswith("dpn") else {}
+        kwargs: dict[str, Any] = {"preact": True} if preact and _takes(row.model, "preact") else {}
         args = {"order": order, **(glore_args or {})} if row.spec else None
         prof = profile(row.model, glore=row.spec, glore_args=args, **kwargs)
         gflops, params_m = prof.total_macs / 1e9, prof.total_params / 1e6
@@ -319,7 +338,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``glore profile``."""
     parser.add_argument("name", nargs="?", help="a registered model name (see --all)")
     parser.add_argument("--glore", default=None, help="insertion spec of GloRe units, e.g. 'res3:2,res4:3'")
-    parser.add_argument("--input", type=int, default=224, help="input image side in pixels (default 224)")
+    parser.add_argument(
+        "--input",
+        type=int,
+        default=None,
+        help="input image side in pixels (default: the network's default config: 224 for ImageNet networks, "
+        "1024 x 2048 for the Cityscapes FCNs, 8 x 224 x 224 for the Kinetics networks)",
+    )
     parser.add_argument(
         "--input-size",
         type=int,
@@ -347,7 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-classes",
         type=int,
         default=None,
-        help="classifier outputs (default: 1000, and 19 (Cityscapes) for a segmentation network)",
+        help="classifier outputs (default: the network's: 1000 for ImageNet, 19 for Cityscapes, 400 for Kinetics)",
     )
     parser.add_argument("--paper", action="store_true", help="the paper's ImageNet table beside glore's counts")
     parser.add_argument("--all", action="store_true", help="totals of every registered network")
@@ -366,9 +391,12 @@ def run(args: argparse.Namespace) -> int:
         body, data = [], []
         for name in list_models():
             prof = profile(name, input_size=args.input)
-            data.append({"name": name, "params": prof.total_params, "macs": prof.total_macs})
-            body.append([name, f"{prof.total_params / 1e6:.2f}", f"{prof.total_macs / 1e9:.2f}"])
-        header = ["model", "params (M)", f"GFLOPs at {args.input}x{args.input}"]
+            size = "x".join(str(s) for s in prof.input_size)
+            data.append(
+                {"name": name, "input_size": prof.input_size, "params": prof.total_params, "macs": prof.total_macs}
+            )
+            body.append([name, size, f"{prof.total_params / 1e6:.2f}", f"{prof.total_macs / 1e9:.2f}"])
+        header = ["model", "input", "params (M)", "GFLOPs"]
         print(json.dumps(data, indent=2) if args.json else _table(header, body, args.markdown))
         return 0
     if not args.name:
@@ -376,19 +404,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.order:
         glore_args["order"] = args.order
-    segmentation = args.name.startswith("fcn")
+    segmentation = get_default_cfg(args.name)["task"] == "segmentation"
     if (args.head is not None or args.output_stride is not None) and not segmentation:
-        print(
-            f"glore profile: --head and --output-stride are options of segmentation networks (fcn_*), not {args.name}"
-        )
+        print(f"glore profile: --head and --output-stride are options of segmentation networks, not {args.name}")
         return 2
     kwargs: dict[str, Any] = {}
     if args.preact:
-        kwargs = {"backbone_args": {"preact": True}} if segmentation else {"preact": True}
+        kwargs = {"backbone_args": {"preact": True}} if _takes(args.name, "backbone_args") else {"preact": True}
     kwargs.update({k: v for k, v in (("head", args.head), ("output_stride", args.output_stride)) if v is not None})
-    num_classes = args.num_classes if args.num_classes is not None else (19 if segmentation else None)
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
     size = args.input_size if args.input_size is not None else args.input
     unit_args = (glore_args or None) if args.glore else None  # --order/--nodes/--state need units (--glore)
     prof = profile(args.name, glore=args.glore, glore_args=unit_args, input_size=size, **kwargs)

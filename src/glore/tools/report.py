@@ -36,6 +36,17 @@ def _best_metric(config: dict[str, Any]) -> tuple[str, str]:
         return name, "max"
 
 
+def _run_task(config: dict[str, Any]) -> Any:
+    """The run's task built from its config, or None when this installation cannot build it."""
+    try:
+        import glore.tasks  # noqa: F401 - registers glore's own tasks
+        from glore.engine import build_task, load_config
+
+        return build_task(load_config(config))
+    except ValueError:  # a task or a config key this installation does not know
+        return None
+
+
 def _metric_table(rows: list[dict[str, Any]], best_key: str, direction: str = "max") -> list[str]:
     last = rows[-1]
     scored = [r for r in rows if isinstance(r.get(best_key), float) and r[best_key] == r[best_key]]  # not NaN
@@ -77,7 +88,7 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
     from glore.engine import load_checkpoint, load_model
     from glore.engine.logger import read_csv
     from glore.tools.profile import format_profile, profile_model
-    from glore.tools.visualize import _display_stats, _validation_samples, glore_units, visualize_model
+    from glore.tools.visualize import _validation_samples, glore_units, visualize_model
 
     run_dir = Path(run_dir)
     path = run_dir / checkpoint
@@ -87,7 +98,9 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
     config = state.get("config") or {}
     data = config.get("data", {})
     model = load_model(path)
-    image_size = int(data.get("image_size", 224))
+    task = _run_task(config)
+    # The task's evaluation input (a Cityscapes image, a Kinetics clip), else the network's default config.
+    input_size = task.input_size(model) if task is not None else None
 
     lines = [f"# Run report: {run_dir.name}", ""]
     model_config = state.get("model_config") or {}
@@ -99,7 +112,7 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
         "",
         "## Model profile",
         "",
-        format_profile(profile_model(model, image_size, name=str(model_config.get("name", ""))), markdown=True),
+        format_profile(profile_model(model, input_size, name=str(model_config.get("name", ""))), markdown=True),
         "",
     ]
     metrics_csv = run_dir / "metrics.csv"
@@ -122,7 +135,7 @@ def write_run_report(run_dir: str | Path, *, samples: int = 3, checkpoint: str =
                 "",
             ]
         else:
-            mean, std = _display_stats(data)
+            mean, std = task.input_normalization()  # the samples were read, so the task was built
             names = [f"val{i}" for i in range(len(images))]
             paths = visualize_model(model, images, run_dir / "report", mean=mean, std=std, names=names, max_nodes=8)
             lines += [

@@ -277,29 +277,10 @@ def visualize_model(
     return paths
 
 
-def _display_stats(data: Mapping[str, Any]) -> tuple[Sequence[float], Sequence[float]]:
-    """The mean and std the network's inputs were normalised with, to show them as images again."""
-    if data.get("transform") == "none" and data.get("name") in ("relational", "relational_seg", "relational_video"):
-        from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
-
-        return RELATIONAL_MEAN, RELATIONAL_STD
-    return data.get("mean", (0.485, 0.456, 0.406)), data.get("std", (0.229, 0.224, 0.225))
-
-
-def _load_images(paths: Sequence[str], image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    from PIL import Image
-
-    from glore.data.transforms import build_transform
-
-    transform = build_transform(False, image_size, mean=mean, std=std)
-    tensors = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                tensors.append(transform(image.convert("RGB")))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"--images: cannot read {path!r} as an image: {error}") from error
-    return torch.stack(tensors)  # (n, 3, H, W)
+def load_images(task: Any, paths: Sequence[str]) -> list[torch.Tensor]:
+    """Each file as the network's evaluation input, by the task's own preprocessing (``Task.load_input``): (1, 3,
+    H, W) for an image, the first test view (1, 3, T, H, W) of a video."""
+    return [task.load_input(path).inputs[:1] for path in paths]
 
 
 def _validation_samples(config: Mapping[str, Any], count: int) -> torch.Tensor:
@@ -346,18 +327,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint {args.checkpoint!r} has no GloRe units: nothing to visualise")
     if args.unit is not None and args.unit not in names_of_units:
         raise ValueError(f"--unit: the network has no GloRe unit {args.unit!r}; its units are {names_of_units}")
-    config = state.get("config") or {}
-    data = config.get("data", {})
-    mean, std = _display_stats(data)
-    if args.images:
-        images = _load_images(args.images, int(data.get("image_size", 224)), mean, std)
-        names = [Path(p).stem for p in args.images]
+    from glore.tools.predict import checkpoint_task
+
+    task = checkpoint_task(state, args.checkpoint)
+    mean, std = task.input_normalization()
+    if args.images:  # one at a time: files may differ in size
+        batches = load_images(task, args.images)
+        names = [[Path(p).stem] for p in args.images]
     else:
-        images = _validation_samples(config, args.samples or 4)
-        names = [f"val{i}" for i in range(len(images))]
-    paths = visualize_model(
-        model, images, out, mean=mean, std=std, unit=args.unit, names=names, max_nodes=args.max_nodes
-    )
+        batches = [_validation_samples(state["config"], args.samples or 4)]
+        names = [[f"val{i}" for i in range(len(batches[0]))]]
+    paths = []
+    for images, stems in zip(batches, names, strict=True):
+        paths += visualize_model(
+            model, images, out, mean=mean, std=std, unit=args.unit, names=stems, max_nodes=args.max_nodes
+        )
     for path in paths:
         print(path)
     return 0
