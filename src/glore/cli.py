@@ -4,7 +4,10 @@
 A user error (a bad config, data layout, checkpoint or argument: ``ConfigError``, ``CheckpointError``,
 ``ValueError``, ``TypeError``, ``OSError`` ...) prints one line ``glore COMMAND: message`` and exits 2; ``--debug``
 (or ``GLORE_DEBUG=1``) shows the traceback instead. Ctrl-C exits 130; during ``glore train`` it prints the command that
-continues the run (checkpoints are written atomically, so nothing is left half-written).
+continues the run (checkpoints are written atomically, so nothing is left half-written), or says that no checkpoint
+was written yet. SIGTERM or SIGUSR1 during ``glore train`` stop it after a whole checkpoint of the step reached;
+it prints the command that continues the run and exits 128 + the signal (143, 138). SIGXFSZ is ignored, so a
+write past the file-size limit (``ulimit -f``) fails with a message naming the file instead of killing glore.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import errno
 import importlib
 import os
 import shlex
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -94,10 +98,26 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _resume_hint(argv: Sequence[str]) -> str:
-    """The ``glore train`` command that continues an interrupted run."""
-    kept = [a for a in argv if a not in ("--resume", "--overwrite", "--debug")]
-    return shlex.join(["glore", *kept, "--resume"])
+def _resume_hint(argv: Sequence[str], *, resume: bool = True) -> str:
+    """The ``glore train`` command that continues an interrupted run (``resume=False``: that starts it again)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume-from":
+            skip = True  # the run's own last.pt continues it, not the checkpoint it started from
+        elif arg not in ("--resume", "--overwrite", "--debug") and not arg.startswith("--resume-from="):
+            kept.append(arg)
+    return shlex.join(["glore", *kept, *(["--resume"] if resume else [])])
+
+
+def _train_hint(argv: Sequence[str], checkpoint: object) -> str:
+    """How to go on after ``glore train`` stopped: continue from ``checkpoint``, or start again without one."""
+    torchrun = " (under the same torchrun command)" if "RANK" in os.environ else ""
+    if checkpoint is None:
+        return f"no checkpoint was written yet; start again with: {_resume_hint(argv, resume=False)}{torchrun}"
+    return f"continue with: {_resume_hint(argv)}{torchrun}"
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:  # noqa: ANN001
@@ -126,17 +146,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     formatwarning = warnings.formatwarning
     if not debug:
         warnings.formatwarning = _warning_line
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write then fails (and is reported) instead of killing glore
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    stopped: tuple[type[BaseException], ...] = ()
+    if args.command in ("train", "demo", "sweep"):  # the commands that train (only they import the engine here)
+        from glore.engine.trainer import TrainingStopped
+
+        stopped = (TrainingStopped,)
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
-    except KeyboardInterrupt:
+    except stopped as stop:
+        if int(os.environ.get("RANK", "0")) == 0:
+            hint = f"; {_train_hint(argv, stop.checkpoint)}" if args.command == "train" else ""
+            print(f"glore {args.command}: {stop}{hint}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt as stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 130  # rank 0 says it once
         hint = ""
         if args.command == "train":
-            hint = f"; continue with: {_resume_hint(argv)}"
-            hint += " (under the same torchrun command)" if "RANK" in os.environ else ""
-            hint += " (the last checkpoint is whole)"
+            checkpoint = getattr(stop, "glore_checkpoint", "unknown")
+            hint = f"; {_train_hint(argv, checkpoint)}"
+            hint += " (the last checkpoint is whole)" if checkpoint is not None else ""
         print(f"\nglore {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except SystemExit as stop:
@@ -148,7 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as error:
         if debug:
             raise
-        print(f"glore {args.command}: {_one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        hint = ""
+        checkpoint = getattr(error, "glore_checkpoint", None)
+        if args.command == "train" and checkpoint is not None:  # a failed write: the run goes on once it is fixed
+            hint = f"; once that is fixed, {_train_hint(argv, checkpoint)}"
+        print(f"glore {args.command}: {_one_line(error)}{hint} (--debug shows the traceback)", file=sys.stderr)
         return 2
     finally:
         warnings.formatwarning = formatwarning
