@@ -116,3 +116,77 @@ def test_demo_counts_every_product_of_the_units():
         model(torch.zeros(1, 3, 32, 32))
     plain = counter.get_total_flops() // 2
     assert count_macs(model, (3, 32, 32)) == plain
+
+
+# -- input sizes from the default config and the task -----------------------------------------------------------------
+
+
+def test_profile_reads_the_networks_default_config(capsys):
+    # no size given: the network's default input (an ImageNet image, a Cityscapes image, a Kinetics clip)
+    assert profile("resnet50").input_size == (224, 224)
+    assert profile("fcn_resnet_small").input_size == (96, 96)
+    assert profile("resnet_small_3d").input_size == (8, 32, 32)
+    assert profile("resnet_small_3d", input_size=24).input_size == (8, 24, 24)  # a side keeps the clip's frames
+    # a network whose config says otherwise is profiled at its own input
+    with torch.device("meta"):
+        model = create_model("resnet_small", default_cfg={"input_size": [3, 48, 40]})
+    prof = profile_model(model)
+    assert prof.input_size == (48, 40) and prof.total_macs == profile_model(model, (48, 40)).total_macs
+    assert prof.total_macs != profile_model(model, 64).total_macs
+    with pytest.raises(ValueError, match=r"input_size must be a side or \(T, H, W\)"):
+        profile("resnet_small_3d", input_size=(32, 32))
+    assert main(["profile", "fcn_resnet50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_size"] == [1024, 2048]
+    assert main(["profile", "resnet18", "--head", "fcn"]) == 2  # a segmentation option, told from the config
+    assert "options of segmentation networks, not resnet18" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("recipe", "size"),
+    [
+        ("imagenet_resnet50_glore.yaml", (224, 224)),
+        ("cityscapes_fcn_resnet50_glore.yaml", (1024, 2048)),  # whole images
+        ("kinetics_resnet50_3d_glore.yaml", (8, 224, 224)),
+        ("demo_segmentation.yaml", (48, 48)),
+        ("demo_video.yaml", (8, 32, 32)),
+    ],
+)
+def test_each_task_says_the_input_size_its_evaluation_runs_at(recipe, size):
+    from pathlib import Path
+
+    from glore.engine import build_task, load_config
+
+    path = Path(__file__).parents[2] / "configs" / recipe
+    config = load_config(path)
+    task = build_task(config)
+    with torch.device("meta"):
+        model = create_model(config.model.name, glore=config.model.glore, **config.model.kwargs)
+    assert task.input_size(model) == size
+    if config.task == "segmentation":  # sliding windows: the network sees the window
+        slide = build_task(load_config(path, ["task_args.mode=slide", "task_args.crop=[256,512]"]))
+        assert slide.input_size(model) == (256, 512)
+
+
+def test_report_profiles_a_video_run_at_its_clips(tmp_path):
+    from glore.engine import load_config, train
+    from glore.tools.report import write_run_report
+
+    recipe = {
+        "task": "video",
+        "model": {"name": "resnet_small_3d", "glore": "res4:1"},
+        "data": {
+            "name": "relational_video",
+            "transform": "none",
+            "batch_size": 4,
+            "num_workers": 0,
+            "kwargs": {"num_frames": 4, "image_size": 24, "square_size": 0.3, "min_distance": 0.3},
+            "train_kwargs": {"num_samples": 4},
+            "val_kwargs": {"num_samples": 4},
+        },
+        "train": {"epochs": 1, "device": "cpu", "progress": "off"},
+        "output": {"dir": str(tmp_path), "tensorboard": False, "plots": False, "report": False},
+    }
+    train(load_config(recipe))
+    text = write_run_report(tmp_path, samples=1).read_text()
+    assert "resnet_small_3d, input 4x24x24" in text  # data.image_size (64) is not what the network saw
+    assert "val0_layer3-glore1.png" in text
