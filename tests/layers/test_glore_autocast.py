@@ -291,3 +291,22 @@ def test_matrix_covers_both_orders() -> None:
     """The matrix above runs "auto" through both orders."""
     picked = {GloRe(CHANNELS).resolve_order((2, CHANNELS, *spatial)) for spatial in SPATIAL.values()}
     assert picked == {"direct", "reassociated"}
+
+
+# ----- the eval path's out= accumulation under the compiler
+
+
+@pytest.mark.parametrize("amp_dtype", (None, torch.bfloat16))
+def test_eval_path_compiles_and_exports_without_autograd(amp_dtype: torch.dtype | None) -> None:
+    """Without autograd the eval unit accumulates its output with ``baddbmm(out=)``: torch.compile (fullgraph) and
+    torch.export of a frozen unit take that path and compute what eager does."""
+    unit = unit_in_mode("reassociated", "eval")
+    x = torch.randn(2, CHANNELS, 3, 5).to(amp_dtype or torch.float32)
+    with torch.no_grad(), autocast(amp_dtype):
+        expected = unit(x)
+        compiled = torch.compile(unit, backend="aot_eager", fullgraph=True)
+        assert rel_err(compiled(x), expected) < TOLERANCE[amp_dtype]
+    if amp_dtype is None:
+        unit.requires_grad_(False)
+        program = torch.export.export(unit, (x,))
+        assert rel_err(program.module()(x), expected) < TOLERANCE[None]
