@@ -15,7 +15,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["dataset_option", "generated", "generated_image_tensor", "input_batch", "read_input_image", "video_views"]
+__all__ = [
+    "dataset_option",
+    "generated",
+    "generated_image_tensor",
+    "input_batch",
+    "read_input_image",
+    "video_dataset",
+    "video_views",
+]
 
 
 def generated(name: str) -> bool:
@@ -55,6 +63,17 @@ def generated_image_tensor(path: str) -> torch.Tensor:
     return normalize(to_tensor(read_input_image(path)), RELATIONAL_MEAN, RELATIONAL_STD)
 
 
+def video_dataset(path: str, kwargs: Mapping[str, Any]) -> Any:
+    """A test-mode ``VideoDataset`` of the one video ``path`` with the options in ``kwargs`` that it takes (those of
+    a dataset built on it: sizes, sampling, preprocessing preset, normalisation); nothing is read yet."""
+    from glore.data.video import VideoDataset
+
+    accepted = inspect.signature(VideoDataset.__init__).parameters
+    options = {k: v for k, v in kwargs.items() if k in accepted and k not in ("videos", "classes", "on_error")}
+    options["train"] = False
+    return VideoDataset([(path, 0)], ["?"], on_error="raise", **options)
+
+
 def video_views(path: str, kwargs: Mapping[str, Any]) -> torch.Tensor:
     """Every evaluation view of one video file (clips x crops), sampled and transformed by ``VideoDataset`` with
     the options in ``kwargs`` that it takes (those of a dataset built on it: sizes, sampling, normalisation).
@@ -65,12 +84,9 @@ def video_views(path: str, kwargs: Mapping[str, Any]) -> torch.Tensor:
     Raises:
         ValueError: the file cannot be decoded; the message names it.
     """
-    from glore.data.video import VideoDataset, VideoReadError
+    from glore.data.video import VideoReadError
 
-    accepted = inspect.signature(VideoDataset.__init__).parameters
-    options = {k: v for k, v in kwargs.items() if k in accepted and k not in ("videos", "classes", "on_error")}
-    options["train"] = False
-    dataset = VideoDataset([(path, 0)], ["?"], on_error="raise", **options)
+    dataset = video_dataset(path, kwargs)
     try:
         views = [dataset[i][0] for i in range(len(dataset))]  # type: ignore[index]
     except VideoReadError as error:

@@ -28,7 +28,7 @@ from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
 from ._common import build_zoo_model, dataset_parameters, resolve_task_args
-from ._inputs import dataset_option, generated, input_batch, video_views
+from ._inputs import dataset_option, generated, input_batch, video_dataset, video_views
 
 __all__ = ["VideoTask", "precise_batchnorm"]
 
@@ -209,12 +209,14 @@ class VideoTask(Task):
         return int(frames), int(side), int(side)
 
     def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """``data.mean``/``data.std``, or the generated data's own statistics."""
+        """The statistics the evaluation clips are normalised with: the video dataset's (``data.mean``/``data.std``
+        or its preprocessing preset's), or the generated data's own."""
         if generated(self.config.data.name):
             from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
 
             return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
-        return super().input_normalization()
+        dataset = video_dataset("", self.dataset_kwargs(train=False))
+        return tuple(dataset.mean.flatten().tolist()), tuple(dataset.std.flatten().tolist())
 
 
 def _empty(batch: Any) -> bool:
