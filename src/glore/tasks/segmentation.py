@@ -218,7 +218,9 @@ class SegmentationTask(Task):
         "scales": Setting(list[float], [1.0], "inference scales (multi-scale testing averages their softmax)", gt=0),
         "flip": Setting(bool, False, "also average the horizontally flipped image"),
         "save_predictions": Setting(str | None, None, "a folder: one label PNG per image (Cityscapes: labelIds)"),
-        "save_color": Setting(bool, False, "also write colour PNGs next to them"),
+        "save_color": Setting(
+            str | None, None, "a folder for colour PNGs, apart from save_predictions (which the official script reads)"
+        ),
     }
 
     def __init__(self, config: Any) -> None:
@@ -396,19 +398,27 @@ class SegmentationTask(Task):
     def save_predictions(self, labels: torch.Tensor, meta: dict[str, list[Any]], folder: Path) -> None:
         """Write one PNG per image of the batch (see ``save_prediction_png``)."""
         ids = meta.get("id") or [f"{i:06d}" for i in range(len(labels))]
+        color = self.args["save_color"]
         for name, label in zip(ids, labels.cpu(), strict=True):
             cityscapes = self.config.data.name == "cityscapes"
-            save_prediction_png(label, folder, str(name), cityscapes=cityscapes, color=self.args["save_color"])
+            save_prediction_png(label, folder, str(name), cityscapes=cityscapes, color_folder=color)
 
 
 def save_prediction_png(
-    label: torch.Tensor, folder: str | Path, name: str, *, cityscapes: bool = False, color: bool = False
+    label: torch.Tensor,
+    folder: str | Path,
+    name: str,
+    *,
+    cityscapes: bool = False,
+    color_folder: str | Path | None = None,
 ) -> list[Path]:
     """Write a predicted label map (H, W) of class indices as an 8-bit PNG.
 
     For Cityscapes the train ids are mapped to labelIds and the file is ``<name>_pred_labelIds.png`` (``name`` is
     ``city_seq_frame``, which ``csEvalPixelLevelSemanticLabeling`` finds in the folder); otherwise class indices in
-    ``<name>_pred.png``. ``color`` adds ``<name>_pred_color.png`` (the Cityscapes palette, or a fixed palette).
+    ``<name>_pred.png``. ``color_folder`` adds ``<name>_pred_color.png`` there (the Cityscapes palette, or a fixed
+    palette): a folder of its own, because the official script takes every PNG under its results folder whose name
+    holds an image id, and two files for one image make it stop ("Found multiple predictions").
 
     Returns:
         The files written.
@@ -432,13 +442,14 @@ def save_prediction_png(
     with atomic_path(path) as tmp:
         Image.fromarray(array.astype(np.uint8), mode="L").save(tmp, format="PNG")
     written.append(path)
-    if color:
+    if color_folder is not None:
         if cityscapes:
             rgb = colorize(ids)
         else:
             palette = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8)
             rgb = palette[np.clip(ids, 0, 255)]
-        color_path = folder / f"{name}_pred_color.png"
+        color_path = Path(color_folder) / f"{name}_pred_color.png"
+        color_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(color_path) as tmp:
             Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(tmp, format="PNG")
         written.append(color_path)
