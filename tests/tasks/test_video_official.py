@@ -323,3 +323,26 @@ def test_a_param_rule_that_matches_nothing_is_named():
         build_optimizer(create_model("resnet_small_3d", num_classes=3), config)
     with pytest.raises(ValueError, match=r"optim.param_rules\[0\].lr_mult"):
         load_config(RECIPE, ["optim.param_rules=[{match: 'x', lr_mult: half}]"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# glore predict given a folder or an image for a video network: one line each.
+
+
+def test_predict_on_a_folder_or_an_image_says_so_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from glore.cli import main
+
+    (tmp_path / "clips").mkdir()
+    assert main(["predict", str(tmp_path / "unused.pt"), str(tmp_path / "clips")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "INPUT: " in err and "is a folder; give the files in it" in err and "\n" not in err
+
+    image = tmp_path / "frame.jpg"
+    Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(image)
+    for split in ("train", "val"):
+        small_video(tmp_path / split / "a" / "v.mp4")
+    with pytest.raises(ValueError, match=r"frame.jpg: an image \(jpeg\), not a video") as error:
+        video_task(tmp_path).load_input(str(image))
+    assert "\n" not in str(error.value)

@@ -120,7 +120,7 @@ def video_info(path: str | os.PathLike[str]) -> tuple[int, float]:
     The frame count comes from the container when it records one, else from the duration times the rate.
 
     Raises:
-        VideoReadError: the file cannot be opened or has no video stream.
+        VideoReadError: the file cannot be opened, has no video stream or is an image (JPEG, PNG, ...).
     """
     import av
 
@@ -128,11 +128,14 @@ def video_info(path: str | os.PathLike[str]) -> tuple[int, float]:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoReadError(f"{path}: no video stream")
+            kind = container.format.name
+            if kind == "image2" or kind.endswith("_pipe"):  # FFmpeg's image readers: one still picture
+                raise VideoReadError(f"{path}: an image ({kind.removesuffix('_pipe')}), not a video")
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
             frames = int(stream.frames or 0)
             if frames <= 0:
-                duration = stream.duration * stream.time_base if stream.duration else container.duration / 1e6
+                duration = stream.duration * stream.time_base if stream.duration else (container.duration or 0) / 1e6
                 frames = int(round(float(duration or 0) * fps))
     except VideoReadError:
         raise

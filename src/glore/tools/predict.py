@@ -177,6 +177,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise ValueError(f"--topk: expected a positive number of classes, got {args.topk}")
+    folders = [p for p in args.inputs if Path(p).is_dir()]
+    if folders:
+        raise ValueError(f"INPUT: {folders[0]!r} is a folder; give the files in it (e.g. {folders[0]}/*.mp4)")
     missing = [p for p in args.inputs if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"INPUT: no such file {missing[0]!r}")
