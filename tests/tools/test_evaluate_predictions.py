@@ -130,3 +130,20 @@ def test_the_image_list_is_the_gtfine_list(trained, tmp_path):
             create_dataset("cityscapes", root, "val")
     finally:
         image.write_bytes(kept)
+
+
+def test_predict_writes_the_label_ids_eval_writes(trained, tmp_path):
+    root, recipe, checkpoint = trained
+    preds = tmp_path / "preds"
+    assert glore("eval", recipe, "--checkpoint", checkpoint, "--save-predictions", preds)[0] == 0
+    image = root / "leftImg8bit" / "val" / "bonn" / "bonn_000123_000003_leftImg8bit.png"
+    labels = tmp_path / "labels"
+    code, err = glore("predict", checkpoint, image, "--output", tmp_path / "vis", "--label-ids", labels)
+    assert code == 0, err
+    written = labels / "bonn_000123_000003_pred_labelIds.png"
+    assert [p.name for p in labels.iterdir()] == [written.name]
+    assert written.read_bytes() == (preds / written.name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == [
+        "bonn_000123_000003_leftImg8bit_mask.png",
+        "bonn_000123_000003_leftImg8bit_overlay.png",
+    ]

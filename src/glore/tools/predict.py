@@ -7,7 +7,8 @@ task decides what is printed or written:
 
 - classification: the top-k classes of each image, with their names and probabilities;
 - segmentation: a colourised mask PNG and an overlay PNG per image in ``--output`` (default: ``predictions/``
-  beside the checkpoint), and each image's class shares printed;
+  beside the checkpoint), and each image's class shares printed; ``--label-ids DIR`` adds the label maps as
+  ``glore eval --save-predictions`` writes them (Cityscapes labelIds);
 - video: the top-k classes of each video, its softmax averaged over the test views the recipe describes.
 """
 
@@ -41,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (or video files for a video network)")
     parser.add_argument("--topk", type=int, default=5, help="classes shown per input (default 5)")
     parser.add_argument("--output", help="segmentation: folder of the mask and overlay PNGs")
+    parser.add_argument(
+        "--label-ids",
+        metavar="DIR",
+        help="segmentation: also write each label map as an 8-bit PNG into DIR, as glore eval --save-predictions "
+        "does (Cityscapes: <city>_<seq>_<frame>_pred_labelIds.png, which csEvalPixelLevelSemanticLabeling reads)",
+    )
 
 
 def checkpoint_task(state: dict[str, Any], checkpoint: str = "checkpoint") -> Any:
@@ -94,14 +101,22 @@ def predict_images(task: Any, model: torch.nn.Module, state: dict[str, Any], pat
 
 
 def predict_segmentation(
-    task: Any, model: torch.nn.Module, state: dict[str, Any], paths: list[str], out_dir: Path
+    task: Any,
+    model: torch.nn.Module,
+    state: dict[str, Any],
+    paths: list[str],
+    out_dir: Path,
+    label_dir: Path | None = None,
 ) -> list[str]:
-    """Write ``<stem>_mask.png`` (colourised classes) and ``<stem>_overlay.png`` per image; one line each."""
+    """Write ``<stem>_mask.png`` (colourised classes) and ``<stem>_overlay.png`` per image; one line each. With
+    ``label_dir``, also the label map as ``glore eval --save-predictions`` writes it (``save_prediction_png``; a
+    Cityscapes image ``<id>_leftImg8bit.png`` gives ``<id>_pred_labelIds.png``)."""
     from PIL import Image
 
     from glore._io import atomic_path
     from glore.data.cityscapes import colorize
     from glore.tasks._inputs import read_input_image
+    from glore.tasks.segmentation import save_prediction_png
 
     data = state["config"]["data"]
     cityscapes = data.get("name") == "cityscapes"
@@ -118,6 +133,9 @@ def predict_segmentation(
         for suffix, array in (("mask", rgb), ("overlay", overlay)):
             with atomic_path(out_dir / f"{stem}_{suffix}.png") as tmp:
                 Image.fromarray(array.astype(np.uint8), mode="RGB").save(tmp, format="PNG")
+        if label_dir is not None:
+            name = stem.removesuffix("_leftImg8bit") if cityscapes else stem
+            save_prediction_png(torch.from_numpy(labels), label_dir, name, cityscapes=cityscapes)
         names = _names(state, int(model.model_config.get("num_classes", labels.max() + 1)))
         counts = np.bincount(labels.ravel(), minlength=len(names)) / labels.size
         shares = ", ".join(f"{names[k]} {counts[k]:.2f}" for k in np.argsort(-counts)[:5] if counts[k] > 0)
@@ -163,7 +181,8 @@ def _segmentation(task: Any, model: torch.nn.Module, state: dict[str, Any], args
     from glore.cli import output_folder
 
     out = output_folder(args.output or Path(args.checkpoint).parent / "predictions", "--output")
-    return predict_segmentation(task, model, state, args.inputs, out)
+    label_dir = output_folder(args.label_ids, "--label-ids") if args.label_ids else None
+    return predict_segmentation(task, model, state, args.inputs, out, label_dir)
 
 
 @register_predictor("video")
