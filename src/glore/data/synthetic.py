@@ -13,8 +13,17 @@ A GloRe unit pools the whole feature map into graph nodes, mixes the nodes non-l
 back to every position: one unit can bring the red object's shape to where the blue one is. docs/data.md has the
 measurements.
 
+With ``min_gap`` set, the pair is placed on opposite sides of the image with at least ``min_gap`` pixels between
+their boxes along x or along y, and the argument becomes exact: no window of ``min_gap + 1`` pixels covers both boxes,
+so a network whose receptive field is that small computes, before its global average pool, a sum of a red-object term
+and a blue-object term, and its logit is ``u(red shape) + v(blue shape)`` for every placement. With two shapes
+``logit(a, a) + logit(b, b) = logit(a, b) + logit(b, a)``: the four shape pairs of one placement cannot all be on the
+right side of the threshold, and such a network is right on at most 3 of 4 test images, however long it trains.
+
 Images are generated on the fly in ``__getitem__`` with numpy, deterministically from (seed, split, index), so every
-DataLoader worker produces the same image for the same index and ``train``, ``val`` and ``test`` never overlap.
+DataLoader worker produces the same image for the same index and ``train``, ``val`` and ``test`` never overlap. The
+label and the shapes come from one random stream and everything else from another, so ``scene(index, shapes=...)``
+draws the same placement, sizes, colours and noise with other shapes (what the tests use to check the argument).
 """
 
 from __future__ import annotations
@@ -75,8 +84,9 @@ class Scene(NamedTuple):
 
     Attributes:
         image: uint8 array (H, W, 3).
-        label: 1 if the red and blue objects have the same shape, else 0.
-        objects: the red object, the blue object, then the distractors.
+        label: 1 if the pair's two objects have the same shape (``relation="shape"``) or colour
+            (``relation="colour"``), else 0.
+        objects: the pair (the red then the blue object for ``"shape"``), then the distractors.
     """
 
     image: np.ndarray
@@ -163,6 +173,11 @@ class RelationalDataset(Dataset):
         object_size: (min, max) side of an object as a fraction of ``image_size``.
         min_distance: least distance between the red and blue objects' centres, as a fraction of ``image_size``.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+        min_gap: when set, the red and the blue object lie on opposite sides of the image, at least ``min_gap``
+            pixels apart along x or along y (the axis and the order drawn at random), and ``min_distance`` is not
+            used: a network whose receptive field is at most ``min_gap + 1`` pixels never sees both.
+        relation: ``"shape"``: a red and a blue object, label 1 when their shapes are equal; ``"colour"``: two
+            objects of any shapes, each red or blue, label 1 when their colours are equal.
 
     Attributes:
         classes: ``["different", "same"]``.
@@ -183,6 +198,8 @@ class RelationalDataset(Dataset):
         object_size: tuple[float, float] = (0.18, 0.25),
         min_distance: float = 0.5,
         noise: float = 0.05,
+        min_gap: int | None = None,
+        relation: str = "shape",
     ) -> None:
         _init_generated(
             self, "relational", split, transform, on_error, num_samples, _DEFAULT_NUM_SAMPLES, image_size, 32, seed
@@ -208,6 +225,15 @@ class RelationalDataset(Dataset):
                 f"min_distance={self.min_distance} is too large for object_size={object_size} "
                 f"at image_size={self.image_size}"
             )
+        if relation not in ("shape", "colour"):
+            raise ValueError(f"relation must be 'shape' or 'colour', got {relation!r}")
+        self.relation = relation
+        self.min_gap = None if min_gap is None else _check_int("min_gap", min_gap, 0)
+        if self.min_gap is not None and 2 * self._max_px + self.min_gap > self.image_size:
+            raise ValueError(
+                f"min_gap={self.min_gap} leaves no room for two objects of {self._max_px} px "
+                f"(object_size={object_size}) in {self.image_size} px; lower min_gap or object_size"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -217,32 +243,49 @@ class RelationalDataset(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, _SPLIT_CODE[self.split], index])
+    def _rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        """Stream 0 draws the label and the shapes, stream 1 everything else."""
+        key = [self.seed, _SPLIT_CODE[self.split], index]
+        return np.random.default_rng(key if stream == 0 else [*key, stream])
 
-    def scene(self, index: int) -> Scene:
+    def scene(self, index: int, pair: tuple[str, str] | None = None) -> Scene:
         """Generate the image at ``index`` with its label and objects (deterministic).
 
         Args:
             index: in [0, len(self)).
+            pair: the two objects' shapes (``relation="shape"``, names of ``self.shapes``) or colours
+                (``"colour"``: ``"red"``, ``"blue"``) instead of the drawn ones; everything else (placement, sizes,
+                the other attribute, shades, noise) is the same as without, and the label follows.
 
         Raises:
             IndexError: ``index`` is out of range.
+            ValueError: ``pair`` is not two of the relation's values.
         """
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"index must be an integer, got {type(index).__name__}")
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         index = int(index) % self.num_samples
-        rng = self._rng(index)
+        pair_rng, rng = self._rng(index), self._rng(index, 1)
         size = self.image_size
+        values = self.shapes if self.relation == "shape" else tuple(_PAIR_COLOURS)
 
-        label = int(rng.integers(2))
-        red_shape = int(rng.integers(self.num_shapes))
+        label = int(pair_rng.integers(2))
+        first = int(pair_rng.integers(len(values)))
         if label:
-            blue_shape = red_shape
-        else:  # any other shape, uniformly
-            blue_shape = (red_shape + 1 + int(rng.integers(self.num_shapes - 1))) % self.num_shapes
+            second = first
+        else:  # any other value, uniformly
+            second = (first + 1 + int(pair_rng.integers(len(values) - 1))) % len(values)
+        if pair is not None:
+            if isinstance(pair, str) or len(pair) != 2 or any(v not in values for v in pair):
+                raise ValueError(f"pair must be two of {values}, got {pair!r}")
+            first, second = (values.index(v) for v in pair)
+            label = int(first == second)
+        if self.relation == "shape":
+            colours, shapes = ("red", "blue"), (self.shapes[first], self.shapes[second])
+        else:
+            colours = (values[first], values[second])
+            shapes = tuple(self.shapes[int(v)] for v in rng.integers(self.num_shapes, size=2))
 
         level = rng.uniform(0.0, 0.35)
         image = np.full((size, size, 3), level, dtype=np.float32)
@@ -250,20 +293,9 @@ class RelationalDataset(Dataset):
             image += rng.normal(0.0, self.noise, size=(size, size, 3)).astype(np.float32)
 
         objects: list[SceneObject] = []
-        # The pair: rejection-sample positions until the centres are far enough apart.
-        min_dist = self.min_distance * size
-        for _ in range(1000):
-            sides = rng.integers(self._min_px, self._max_px + 1, size=2)
-            lefts = rng.integers(0, size - sides + 1)
-            tops = rng.integers(0, size - sides + 1)
-            centres = np.stack([lefts + sides / 2, tops + sides / 2], axis=1)
-            boxes = [(int(x), int(y), int(x + s), int(y + s)) for x, y, s in zip(lefts, tops, sides, strict=True)]
-            if np.hypot(*(centres[0] - centres[1])) >= min_dist and not _touch(boxes[0], boxes[1]):
-                break
-        else:  # pragma: no cover - min_distance is checked against the image size in __init__
-            raise RuntimeError("could not place the red and blue objects; lower min_distance")
-        for colour, shape, box in zip(("red", "blue"), (red_shape, blue_shape), boxes, strict=True):
-            objects.append(SceneObject(colour, self.shapes[shape], box))
+        boxes = self._place_pair(rng) if self.min_gap is not None else self._place_far(rng)
+        for colour, shape, box in zip(colours, shapes, boxes, strict=True):
+            objects.append(SceneObject(colour, shape, box))
 
         # Distractors: any colour but red and blue, any shape, not touching another object (given up after a few
         # tries, so a crowded image may have fewer).
@@ -306,11 +338,41 @@ class RelationalDataset(Dataset):
         """The label of every sample, in order (generates only the labels' random draws)."""
         return [int(self._rng(i).integers(2)) for i in range(self.num_samples)]
 
+    def _place_far(self, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+        """Boxes of the red and the blue object anywhere, centres ``min_distance`` apart (rejection sampling)."""
+        size, min_dist = self.image_size, self.min_distance * self.image_size
+        for _ in range(1000):
+            sides = rng.integers(self._min_px, self._max_px + 1, size=2)
+            lefts = rng.integers(0, size - sides + 1)
+            tops = rng.integers(0, size - sides + 1)
+            centres = np.stack([lefts + sides / 2, tops + sides / 2], axis=1)
+            boxes = [(int(x), int(y), int(x + s), int(y + s)) for x, y, s in zip(lefts, tops, sides, strict=True)]
+            if np.hypot(*(centres[0] - centres[1])) >= min_dist and not _touch(boxes[0], boxes[1]):
+                return boxes
+        raise RuntimeError("could not place the red and blue objects; lower min_distance")  # excluded by __init__
+
+    def _place_pair(self, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+        """Boxes of the red and the blue object on opposite sides, ``min_gap`` pixels apart along a random axis."""
+        size, gap = self.image_size, self.min_gap or 0
+        sides = [int(v) for v in rng.integers(self._min_px, self._max_px + 1, size=2)]
+        axis, red_first = int(rng.integers(2)), bool(rng.integers(2))
+        first, second = sides if red_first else sides[::-1]
+        low = int(rng.integers(0, size - first - second - gap + 1))  # along the axis: the first box's start
+        high = int(rng.integers(low + first + gap, size - second + 1))  # and the second's
+        starts = (low, high) if red_first else (high, low)
+        boxes = []
+        for side, start in zip(sides, starts, strict=True):
+            across = int(rng.integers(0, size - side + 1))
+            left, top = (start, across) if axis == 0 else (across, start)
+            boxes.append((left, top, left + side, top + side))
+        return boxes
+
     def __repr__(self) -> str:
         return (
             f"RelationalDataset(split={self.split!r}, num_samples={self.num_samples}, image_size={self.image_size}, "
             f"seed={self.seed}, shapes={self.shapes}, num_distractors={self.num_distractors}, "
-            f"object_size={self.object_size}, min_distance={self.min_distance}, noise={self.noise})"
+            f"object_size={self.object_size}, min_distance={self.min_distance}, noise={self.noise}, "
+            f"min_gap={self.min_gap}, relation={self.relation!r})"
         )
 
 
@@ -357,8 +419,15 @@ class RelationalSegDataset(Dataset):
     A check on 2000 training images, 45 s of CPU training each: a 3-layer conv net (receptive field about 15 px)
     reached val mIoU 0.34 (object classes 0.01-0.29 IoU), the same net with a global max-pool branch 0.87.
 
+    With ``min_gap`` set (``"marker"`` rule), the marker lies at one side of the image and every object at least
+    ``min_gap`` pixels away from the marker's box along the same axis (x or y, drawn at random), so the argument is
+    exact: a network whose output pixel sees at most ``min_gap + 1`` pixels along each axis predicts an object pixel
+    the same way whatever the marker's colour, and with ``K`` equally likely colours it labels at most ``1 / K`` of
+    the object pixels right, however long it trains.
+
     Images are generated in ``__getitem__`` from (seed, split, index) with numpy, so workers agree and splits never
-    overlap; 64 x 64 images take well under a millisecond each.
+    overlap; 64 x 64 images take well under a millisecond each. The marker's colour comes from a random stream of
+    its own, so ``generate(index, colour=...)`` draws the same image with another marker colour.
 
     Args:
         split: "train", "val" or "test".
@@ -376,6 +445,8 @@ class RelationalSegDataset(Dataset):
         marker_size: side of the marker as a fraction of ``image_size``.
         min_distance: least distance from the marker's centre to any object's centre, as a fraction of the size.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+        min_gap: when set (``"marker"`` rule only), the marker sits at one side and the objects at least
+            ``min_gap`` pixels from its box along one axis; ``min_distance`` is then not used.
 
     Samples are ``(image (3, H, W) float, mask (H, W) int64, {"id": "<split>/<index>", "size": (H, W)})``.
     """
@@ -396,6 +467,7 @@ class RelationalSegDataset(Dataset):
         marker_size: float = 0.15,
         min_distance: float = 0.35,
         noise: float = 0.05,
+        min_gap: int | None = None,
     ) -> None:
         defaults = _SEG_DEFAULT_NUM_SAMPLES
         _init_generated(self, "relational_seg", split, transform, on_error, num_samples, defaults, image_size, 32, seed)
@@ -426,16 +498,31 @@ class RelationalSegDataset(Dataset):
         self.ignore_index = SEG_IGNORE_INDEX
         self._blob_px = (max(5, round(lo_s * self.image_size)), max(5, round(hi_s * self.image_size)))
         self._marker_px = max(5, round(self.marker_size * self.image_size))
+        self.min_gap = None if min_gap is None else _check_int("min_gap", min_gap, 0)
+        if self.min_gap is not None:
+            if rule != "marker":
+                raise ValueError(f"min_gap is for rule='marker', got rule={rule!r}")
+            if self._marker_px + self.min_gap + self._blob_px[1] > self.image_size:
+                raise ValueError(
+                    f"min_gap={self.min_gap} leaves no room for a {self._marker_px} px marker and a "
+                    f"{self._blob_px[1]} px object in {self.image_size} px; lower min_gap, marker_size or blob_size"
+                )
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def _rng(self, index: int) -> np.random.Generator:
-        # 10 + split code: a stream apart from RelationalDataset's for the same seed.
-        return np.random.default_rng([self.seed, 10 + _SPLIT_CODE[self.split], index])
+    def _rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        # 10 + split code: a stream apart from RelationalDataset's for the same seed; stream 1 draws the colour.
+        key = [self.seed, 10 + _SPLIT_CODE[self.split], index]
+        return np.random.default_rng(key if stream == 0 else [*key, stream])
 
-    def generate(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def generate(self, index: int, colour: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The image (H, W, 3) uint8 and the mask (H, W) uint8 at ``index`` (deterministic).
+
+        Args:
+            index: in [0, len(self)).
+            colour: the marker's colour instead of the drawn one (``"marker"`` rule; one of ``self.classes[1:]``);
+                the rest of the image is the same as without, the objects' classes follow.
 
         Raises:
             IndexError: ``index`` is out of range.
@@ -444,25 +531,57 @@ class RelationalSegDataset(Dataset):
             raise TypeError(f"index must be an integer, got {type(index).__name__}")
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        rng = self._rng(int(index) % self.num_samples)
+        index = int(index) % self.num_samples
+        rng = self._rng(index)
         size = self.image_size
         image = np.full((size, size, 3), rng.uniform(0.0, 0.3), dtype=np.float32)
         if self.noise > 0:
             image += rng.normal(0.0, self.noise, size=(size, size, 3)).astype(np.float32)
         mask = np.zeros((size, size), dtype=np.uint8)
 
-        # The marker first, anywhere; the objects around it, far enough and not touching anything.
+        colours = list(_MARKER_COLOURS)
+        if self.rule == "marker":
+            drawn = colours[int(self._rng(index, 1).integers(self.num_classes - 1))]
+            if colour is not None and colour not in self.classes[1:]:
+                raise ValueError(f"colour must be one of {self.classes[1:]}, got {colour!r}")
+            colour = colour or drawn
+            marker_shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        else:
+            if colour is not None:
+                raise ValueError("colour: only the 'marker' rule draws a marker colour")
+            colour = "red"
+            marker_shape = SHAPES[int(rng.integers(3))]
         m = self._marker_px
+        if self.min_gap is not None:
+            boxes, shapes = self._place_apart(rng)
+            marker_box = boxes[0]
+            blobs = [(box, shape, 1 + colours.index(colour)) for box, shape in zip(boxes[1:], shapes, strict=True)]
+        else:
+            marker_box, blobs = self._place_around(rng, marker_shape)
+            if self.rule == "marker":
+                blobs = [(box, shape, 1 + colours.index(colour)) for box, shape, _ in blobs]
+        mx, my = marker_box[:2]
+
+        for box, shape, label in blobs:
+            left, top, right, bottom = box
+            region = _shape_mask(shape, right - left)
+            image[top:bottom, left:right][region] = rng.uniform(0.55, 0.95)
+            mask[top:bottom, left:right][region] = label
+        palette = _MARKER_COLOURS[colour]
+        region = _shape_mask(marker_shape, m)
+        image[my : my + m, mx : mx + m][region] = rng.uniform(palette[0], palette[1]).astype(np.float32)
+        mask[my : my + m, mx : mx + m][region] = SEG_IGNORE_INDEX
+        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return image, mask
+
+    def _place_around(
+        self, rng: np.random.Generator, marker_shape: str
+    ) -> tuple[tuple[int, int, int, int], list[tuple[tuple[int, int, int, int], str, int]]]:
+        """The marker's box anywhere, and ``(box, shape, label)`` of objects ``min_distance`` from it."""
+        size, m = self.image_size, self._marker_px
         mx, my = (int(v) for v in rng.integers(0, size - m + 1, size=2))
         marker_box = (mx, my, mx + m, my + m)
         marker_centre = np.array([mx + m / 2, my + m / 2])
-        colours = list(_MARKER_COLOURS)
-        if self.rule == "marker":
-            colour = colours[int(rng.integers(self.num_classes - 1))]
-            marker_shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        else:
-            colour = "red"
-            marker_shape = SHAPES[int(rng.integers(3))]
         boxes = [marker_box]
         blobs: list[tuple[tuple[int, int, int, int], str, int]] = []
         count = int(rng.integers(self.num_blobs[0], self.num_blobs[1] + 1))
@@ -477,7 +596,7 @@ class RelationalSegDataset(Dataset):
             else:  # a crowded image gets fewer objects (at least the first always fits at the defaults)
                 continue
             if self.rule == "marker":
-                shape, label = SHAPES[int(rng.integers(len(SHAPES)))], 1 + colours.index(colour)
+                shape, label = SHAPES[int(rng.integers(len(SHAPES)))], 0  # the label follows the marker's colour
             elif rng.integers(2):
                 shape, label = marker_shape, 1
             else:
@@ -485,18 +604,35 @@ class RelationalSegDataset(Dataset):
                 shape, label = others[int(rng.integers(len(others)))], 2
             boxes.append(box)
             blobs.append((box, shape, label))
+        return marker_box, blobs
 
-        for box, shape, label in blobs:
-            left, top, right, bottom = box
-            region = _shape_mask(shape, right - left)
-            image[top:bottom, left:right][region] = rng.uniform(0.55, 0.95)
-            mask[top:bottom, left:right][region] = label
-        palette = _MARKER_COLOURS[colour]
-        region = _shape_mask(marker_shape, m)
-        image[my : my + m, mx : mx + m][region] = rng.uniform(palette[0], palette[1]).astype(np.float32)
-        mask[my : my + m, mx : mx + m][region] = SEG_IGNORE_INDEX
-        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        return image, mask
+    def _place_apart(self, rng: np.random.Generator) -> tuple[list[tuple[int, int, int, int]], list[str]]:
+        """The marker's box at one side, then objects' boxes and shapes ``min_gap`` from it along one axis."""
+        size, m, gap = self.image_size, self._marker_px, self.min_gap or 0
+        axis, flip = int(rng.integers(2)), bool(rng.integers(2))
+        # Along the axis (before the flip): the marker in [0, reach), the objects from reach + gap on.
+        start = int(rng.integers(0, size - m - gap - self._blob_px[1] + 1))
+        spans = [(start, int(rng.integers(0, size - m + 1)), m)]  # (along, across, side)
+        shapes: list[str] = []
+        count = int(rng.integers(self.num_blobs[0], self.num_blobs[1] + 1))
+        for _ in range(count):
+            for _ in range(50):
+                side = int(rng.integers(self._blob_px[0], self._blob_px[1] + 1))
+                along = int(rng.integers(min(start + m + gap, size - side), size - side + 1))
+                across = int(rng.integers(0, size - side + 1))
+                box = (along, across, along + side, across + side)
+                if all(not _touch(box, (a, c, a + s, c + s)) for a, c, s in spans[1:]):
+                    break
+            else:  # a crowded image gets fewer objects; the first always fits
+                continue
+            spans.append((along, across, side))
+            shapes.append(SHAPES[int(rng.integers(len(SHAPES)))])
+        boxes = []
+        for along, across, side in spans:
+            along = size - along - side if flip else along
+            left, top = (along, across) if axis == 0 else (across, along)
+            boxes.append((left, top, left + side, top + side))
+        return boxes, shapes
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, object]]:
         image, mask = self.generate(index)
@@ -517,7 +653,7 @@ class RelationalSegDataset(Dataset):
             f"RelationalSegDataset(split={self.split!r}, num_samples={self.num_samples}, "
             f"image_size={self.image_size}, seed={self.seed}, rule={self.rule!r}, num_classes={self.num_classes}, "
             f"num_blobs={self.num_blobs}, blob_size={self.blob_size}, marker_size={self.marker_size}, "
-            f"min_distance={self.min_distance}, noise={self.noise})"
+            f"min_distance={self.min_distance}, noise={self.noise}, min_gap={self.min_gap})"
         )
 
 
@@ -546,7 +682,15 @@ class RelationalVideoDataset(Dataset):
     is far from the other, so the answer needs the start and the end of the clip, at two distant places, brought
     together: reasoning across time and space, what a GloRe unit over the (T, H, W) positions of a 3D network does.
 
+    A network that sees one frame at a time before its global average pool (temporal kernels of 1, as the C2D
+    baseline of Wang et al., Non-local Neural Networks, CVPR 2018) cannot solve it at all: its pooled features are
+    a sum of a start term, an end term and a middle term, so its logit is ``u(first colour) + v(second colour)`` for
+    every clip's placement, and with two colours ``logit(a, a) + logit(b, b) = logit(a, b) + logit(b, a)``: it is
+    right on at most 3 of 4 clips, however long it trains.
+
     Clips are generated in ``__getitem__`` from (seed, split, index) with numpy: workers agree, splits never overlap.
+    The label and the two colours come from one random stream and everything else from another, so
+    ``clip(index, colours=...)`` draws the same clip with other colours.
 
     Args:
         split: "train", "val" or "test".
@@ -614,29 +758,47 @@ class RelationalVideoDataset(Dataset):
         """The label of clip ``index`` (without drawing the clip)."""
         return int(self._rng(index).integers(0, 2))
 
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, _VIDEO_SPLIT_OFFSET[self.split], index])
+    def _rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        """Stream 0 draws the label and the colours, stream 1 everything else."""
+        key = [self.seed, _VIDEO_SPLIT_OFFSET[self.split], index]
+        return np.random.default_rng(key if stream == 0 else [*key, stream])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, int]]:
+    def clip(self, index: int, colours: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+        """The clip (T, H, W, 3) float in [0, 1] and its label at ``index`` (deterministic).
+
+        Args:
+            index: in [0, len(self)).
+            colours: the start and the end square's colour indices (in ``range(num_colours)``) instead of the drawn
+                ones; the rest of the clip is the same as without, the label follows.
+        """
         if not 0 <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} clips")
-        rng = self._rng(index)
-        same = int(rng.integers(0, 2))
-        colours = list(_VIDEO_COLOURS.values())[: self.num_colours]
-        first = int(rng.integers(0, self.num_colours))
-        second = first if same else int((first + rng.integers(1, self.num_colours)) % self.num_colours)
+        pair_rng, rng = self._rng(index), self._rng(index, 1)
+        same = int(pair_rng.integers(0, 2))
+        palette = list(_VIDEO_COLOURS.values())[: self.num_colours]
+        first = int(pair_rng.integers(0, self.num_colours))
+        second = first if same else int((first + pair_rng.integers(1, self.num_colours)) % self.num_colours)
+        if colours is not None:
+            if len(colours) != 2 or any(c not in range(self.num_colours) for c in colours):
+                raise ValueError(f"colours must be two indices in [0, {self.num_colours}), got {colours!r}")
+            first, second = (int(c) for c in colours)
+            same = int(first == second)
         t, s, side = self.num_frames, self.image_size, self.side
         quarter = max(1, t // 4)
         clip = np.clip(0.1 + rng.normal(0.0, self.noise, size=(t, s, s, 3)), 0.0, 1.0)  # (T, H, W, 3)
         start = self._place(rng, None)
         end = self._place(rng, start)
         for frame in range(quarter):
-            clip[frame, start[0] : start[0] + side, start[1] : start[1] + side] = colours[first]
-            clip[t - 1 - frame, end[0] : end[0] + side, end[1] : end[1] + side] = colours[second]
+            clip[frame, start[0] : start[0] + side, start[1] : start[1] + side] = palette[first]
+            clip[t - 1 - frame, end[0] : end[0] + side, end[1] : end[1] + side] = palette[second]
         grey = rng.integers(0, s - side + 1, size=2)
         for frame in range(quarter, t - quarter):  # a distractor wandering through the middle frames
             grey = np.clip(grey + rng.integers(-2, 3, size=2), 0, s - side)
             clip[frame, grey[0] : grey[0] + side, grey[1] : grey[1] + side] = 0.5
+        return clip, same
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, int]]:
+        clip, same = self.clip(index)
         tensor = torch.from_numpy(clip.astype(np.float32)).permute(3, 0, 1, 2)  # (T, H, W, 3) -> (3, T, H, W)
         mean = torch.tensor(RELATIONAL_MEAN).view(3, 1, 1, 1)
         std = torch.tensor(RELATIONAL_STD).view(3, 1, 1, 1)
