@@ -266,5 +266,5 @@ def settings_table(settings: Mapping[str, Setting], *, width: int = 116) -> str:
 def settings_markdown(settings: Mapping[str, Setting]) -> str:
     """The settings as a Markdown table (key, type, default, meaning), for the documentation."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{k}` | {t} | `{d}` | {doc} |" for k, t, d, doc in _rows(settings)]
+    lines += [f"| `{k}` | {t} | `{d}` | {doc.replace('``', '`')} |" for k, t, d, doc in _rows(settings)]
     return "\n".join(lines)

@@ -5,10 +5,12 @@ Evaluation datasets enumerate views: each index is one (video, clip, crop) and i
 video. The engine's shard sampler evaluates every view once across processes and the meter sums per video, so a
 video's views may be split between processes without being lost or counted twice.
 
-Preprocessing: ``data.mean`` and ``data.std`` normalise the clips of every dataset that decodes videos (the
-dataset's sampling, crops and flips come from ``data.kwargs``/``train_kwargs``/``val_kwargs``); the generated
-``relational_video`` data normalises itself. ``data.*`` fields the video task does not apply (``color_jitter``,
-``crop_scale``, ``eval_crop_ratio``) are refused when the config loads.
+Preprocessing: ``data.mean`` and ``data.std``, where a recipe sets them, normalise the clips of every dataset that
+decodes videos; left at their defaults, the dataset's preprocessing preset decides (``data.kwargs.preprocess``:
+ImageNet's statistics for ``glore``, MXNet's for ``official``). The dataset's sampling, crops and flips come from
+``data.kwargs``/``train_kwargs``/``val_kwargs``; the generated ``relational_video`` data normalises itself.
+``data.*`` fields the video task does not apply (``color_jitter``, ``crop_scale``, ``eval_crop_ratio``) are refused
+when the config loads.
 
 ``config.task_args`` (all optional; ``VideoTask.settings``, from which this table is written):
 
@@ -107,8 +109,12 @@ class VideoTask(Task):
         parameters = dataset_parameters(d.name)
         if "train" in parameters:
             kwargs.setdefault("train", train)
-        if "mean" in parameters:  # a decoding dataset: it normalises with the recipe's statistics
-            kwargs.update(mean=list(d.mean), std=list(d.std))
+        if "mean" in parameters:  # a decoding dataset: it normalises with data.mean/std where the recipe sets them
+            defaults = DataConfig()
+            for name in ("mean", "std"):
+                value = list(getattr(d, name))
+                if value != list(getattr(defaults, name)):
+                    kwargs[name] = value
         return kwargs
 
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
