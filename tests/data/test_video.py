@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipe_layouts import write_video
 
 from glore.data import collate, create_dataset
 from glore.data.video import (
@@ -30,24 +31,7 @@ from glore.data.video import (
 
 av = pytest.importorskip("av")
 
-FRAMES, FPS, STEP = 40, 10, 6  # frame i is uniformly grey at level i * STEP
-
-
-def write_video(path: Path, frames: int = FRAMES, fps: int = FPS, size: tuple[int, int] = (48, 64)) -> Path:
-    """An MPEG-4 video whose frame i is grey level i * STEP (a key frame every 10 frames, so seeking matters)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = 10
-        for i in range(frames):
-            image = np.full((*size, 3), i * STEP, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+FRAMES, FPS, STEP = 40, 10, 6  # frame i is uniformly grey at level i * STEP (write_video's default video)
 
 
 @pytest.fixture(scope="module")
@@ -502,3 +486,18 @@ def test_a_val_folder_missing_a_class_keeps_the_training_indices(tmp_path, video
     shutil.copy(video, tmp_path / "val" / "yodel" / "y.mp4")
     with pytest.raises(ValueError, match=r"has the class folder 'yodel', which is not one of the 2 classes"):
         create_dataset("kinetics", tmp_path, "val", classes=train.classes)
+
+
+def test_official_test_crops_are_cut_from_the_whole_resized_frame():
+    """preprocess="official": the whole frame resized (plain bilinear, long side truncated), then the centre crop at
+    round((W - crop) / 2), or three crops along the long side."""
+    frames = np.random.default_rng(2).integers(0, 256, (2, 45, 70, 3), dtype=np.uint8)  # (T, H, W, 3)
+    whole = torch.from_numpy(frames).permute(0, 3, 1, 2).double()  # (T, H, W, 3) -> (T, 3, H, W)
+    resized = torch.nn.functional.interpolate(whole, size=(40, 62), mode="bilinear", align_corners=False)  # 40*70/45
+    kwargs = dict(train=False, crop_size=32, short_side=(40, 40), test_short_side=40, mean=(0, 0, 0), std=(1, 1, 1))
+    for crops, lefts in ((1, [15]), (3, [0, 15, 30])):  # round((62 - 32) / 2) = 15
+        data = VideoDataset([("unused.mp4", 0)], ["a"], preprocess="official", num_crops=crops, **kwargs)
+        for crop, left in enumerate(lefts):
+            expected = resized[:, :, 4:36, left : left + 32].permute(1, 0, 2, 3)  # (T, 3, h, w) -> (3, T, h, w)
+            got = data._transform(frames, crop).double() * 255
+            assert (got - expected).abs().max() <= 1.001  # uint8 interpolation rounds to a grey level
