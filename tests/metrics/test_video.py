@@ -35,7 +35,7 @@ def expected() -> dict[str, float]:
 
 def test_video_accuracy_averages_the_softmax_of_each_videos_views(tmp_path):
     logits, labels, videos = views()
-    meter = VideoMeter(NUM_CLASSES, NUM_VIDEOS, NUM_VIEWS, predictions_path=tmp_path / "p.csv")
+    meter = VideoMeter(NUM_CLASSES, NUM_VIDEOS, NUM_VIEWS)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))  # views in any order
     for chunk in order.split(4):
         meter.update(logits[chunk], labels[chunk], {"video": videos[chunk].tolist()})
@@ -43,8 +43,21 @@ def test_video_accuracy_averages_the_softmax_of_each_videos_views(tmp_path):
     for key, value in expected().items():
         assert out[key] == pytest.approx(value), key
     assert out["count"] == NUM_VIDEOS * NUM_VIEWS and out["videos"] == NUM_VIDEOS and out["incomplete_videos"] == 0
+    indices, mean, video_labels = meter.video_scores()
+    assert indices.tolist() == list(range(NUM_VIDEOS))
+    torch.testing.assert_close(mean, logits.double().softmax(1).view(NUM_VIDEOS, NUM_VIEWS, NUM_CLASSES).mean(1))
+    assert video_labels.tolist() == labels.view(NUM_VIDEOS, NUM_VIEWS)[:, 0].tolist()
+    # the video task writes them: one row per video, its top-5 classes by averaged probability
+    from glore.tasks.video import write_video_predictions
+
+    names = [f"c{k}" for k in range(NUM_CLASSES)]
+    write_video_predictions(tmp_path / "p.csv", meter, names, [f"v{k}.mp4" for k in range(NUM_VIDEOS)])
     rows = list(csv.reader(open(tmp_path / "p.csv")))
     assert len(rows) == NUM_VIDEOS + 1 and rows[0][:4] == ["video", "name", "label", "top1"]
+    top = mean[1].topk(5)
+    assert rows[2][:3] == ["1", "v1.mp4", names[int(video_labels[1])]]
+    assert rows[2][3:8] == [names[c] for c in top.indices.tolist()]
+    assert rows[2][8] == " ".join(f"{p:.4f}" for p in top.values.tolist())
 
 
 def test_a_view_counted_twice_is_an_error():

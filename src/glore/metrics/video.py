@@ -8,14 +8,10 @@ processes; ``compute()`` checks that no view was counted twice and reports video
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from ._reduce import all_reduce_, is_distributed
 
@@ -30,10 +26,8 @@ class VideoMeter:
         num_videos: number of videos (indices ``meta["video"]`` are in ``[0, num_videos)``).
         num_views: views of every video (temporal clips x spatial crops); a video with more is an error.
         ks: the k of the top-k accuracies.
-        predictions_path: a CSV file that ``compute()`` writes on rank 0: one row per video with its top-k classes
-            and their averaged probabilities.
-        class_names: names of the classes, for that file.
-        video_names: names (paths) of the videos, for that file.
+
+    ``video_scores()`` gives each seen video's averaged softmax, from which a task writes per-video predictions.
     """
 
     def __init__(
@@ -42,10 +36,6 @@ class VideoMeter:
         num_videos: int,
         num_views: int,
         ks: Sequence[int] = (1, 5),
-        *,
-        predictions_path: str | os.PathLike[str] | None = None,
-        class_names: Sequence[str] | None = None,
-        video_names: Sequence[str] | None = None,
     ) -> None:
         for name, value in (("num_classes", num_classes), ("num_videos", num_videos), ("num_views", num_views)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -53,9 +43,6 @@ class VideoMeter:
         if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"ks: expected positive ints, got {ks!r}")
         self.num_classes, self.num_videos, self.num_views, self.ks = num_classes, num_videos, num_views, tuple(ks)
-        self.predictions_path = Path(predictions_path) if predictions_path is not None else None
-        self.class_names = list(class_names) if class_names is not None else None
-        self.video_names = list(video_names) if video_names is not None else None
         self.clip_hits = torch.zeros(len(self.ks), dtype=torch.int64)
         self.clips = torch.zeros((), dtype=torch.int64)
         self.prob_sum = torch.zeros(num_videos, num_classes, dtype=torch.float64)
@@ -101,8 +88,9 @@ class VideoMeter:
         # Every process saw some of the videos' labels: the largest is the label (unseen ones stay -1).
         all_reduce_(self.labels, op="max")
 
-    def compute(self) -> dict[str, float]:
-        """``clip_top{k}``, ``video_top{k}``, ``count`` (views), ``videos`` (videos with at least one view).
+    def video_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The videos with at least one view: their indices (V,), their softmax averaged over their views (V, C,
+        float64) and their labels (V,), on the CPU. After ``reduce()`` on every process, the whole dataset's.
 
         Raises:
             ValueError: a video got more views than ``num_views`` (views were evaluated twice).
@@ -115,36 +103,28 @@ class VideoMeter:
                 "views (a sampler evaluated some views twice)"
             )
         seen = views > 0
+        mean = prob_sum[seen] / views[seen].unsqueeze(1)  # (V, C) / (V, 1): the averaged softmax of each seen video
+        return seen.nonzero().flatten(), mean, labels[seen]
+
+    def compute(self) -> dict[str, float]:
+        """``clip_top{k}``, ``video_top{k}``, ``count`` (views), ``videos`` (videos with at least one view).
+
+        Raises:
+            ValueError: a video got more views than ``num_views`` (views were evaluated twice).
+        """
+        indices, mean, seen_labels = self.video_scores()
+        views = self.views.cpu()
         clips = int(self.clips)
         out: dict[str, float] = {}
         for k, hits in zip(self.ks, self.clip_hits.cpu().tolist(), strict=True):
             out[f"clip_top{k}"] = hits / clips if clips else float("nan")
-        mean = prob_sum[seen] / views[seen].unsqueeze(1)  # (V, C): the averaged softmax of each seen video
         maxk = min(max(self.ks), self.num_classes)
         top = mean.topk(maxk, dim=1).indices if len(mean) else torch.zeros(0, maxk, dtype=torch.int64)
-        hit = top.eq(labels[seen].view(-1, 1))  # (V, maxk)
+        hit = top.eq(seen_labels.view(-1, 1))  # (V, maxk)
         for k in self.ks:
             accuracy = hit[:, : min(k, maxk)].any(dim=1).double().mean() if len(mean) else torch.tensor(float("nan"))
             out[f"video_top{k}"] = float(accuracy)
         out["count"] = float(clips)
-        out["videos"] = float(seen.sum())
+        out["videos"] = float(len(indices))
         out["incomplete_videos"] = float(((views > 0) & (views < self.num_views)).sum())
-        if self.predictions_path is not None and (not dist.is_initialized() or dist.get_rank() == 0):
-            self._write_predictions(seen, mean, top, labels)
         return out
-
-    def _write_predictions(
-        self, seen: torch.Tensor, mean: torch.Tensor, top: torch.Tensor, labels: torch.Tensor
-    ) -> None:
-        from glore._io import atomic_path
-
-        names = self.class_names or [str(i) for i in range(self.num_classes)]
-        indices = seen.nonzero().flatten().tolist()
-        with atomic_path(self.predictions_path) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["video", "name", "label", *[f"top{i + 1}" for i in range(top.shape[1])], "probabilities"])
-            for row, video in enumerate(indices):
-                name = self.video_names[video] if self.video_names is not None else ""
-                probs = " ".join(f"{float(mean[row, c]):.4f}" for c in top[row].tolist())
-                label = names[int(labels[video])] if labels[video] >= 0 else ""
-                writer.writerow([video, name, label, *[names[c] for c in top[row].tolist()], probs])

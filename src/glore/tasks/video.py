@@ -18,6 +18,8 @@ when the config loads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -172,21 +174,19 @@ class VideoTask(Task):
         return F.cross_entropy(outputs.float(), targets, label_smoothing=smoothing)
 
     def create_meter(self, dataset: Dataset, *, train: bool = False) -> Meter:
-        """A ``VideoMeter`` over the dataset's videos and views; it writes per-video predictions when
-        ``task_args.save_predictions`` names a file."""
+        """A ``VideoMeter`` over the dataset's videos and views; when ``task_args.save_predictions`` names a file,
+        its results are also written there as per-video predictions (``write_video_predictions``)."""
         from glore.metrics.video import VideoMeter
 
         num_classes = int(getattr(dataset, "num_classes", None) or self.config.model.num_classes)
         num_views = int(getattr(dataset, "num_views", 1))
         num_videos = int(getattr(dataset, "num_videos", 0) or max(len(dataset) // num_views, 1))
-        return VideoMeter(
-            num_classes,
-            num_videos,
-            num_views,
-            ks=(1, 5) if num_classes > 5 else (1,),
-            predictions_path=None if train else self.args["save_predictions"],
-            class_names=getattr(dataset, "classes", None),
-            video_names=getattr(dataset, "video_names", None),
+        meter = VideoMeter(num_classes, num_videos, num_views, ks=(1, 5) if num_classes > 5 else (1,))
+        path = None if train else self.args["save_predictions"]
+        if path is None:
+            return meter
+        return _PredictionsWriter(
+            meter, Path(path), getattr(dataset, "classes", None), getattr(dataset, "video_names", None)
         )
 
     # -- raw inputs ---------------------------------------------------------------------------------------------
@@ -265,3 +265,59 @@ def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any
 
 
 __doc__ = (__doc__ or "") + settings_table(VideoTask.settings) + "\n"
+
+
+class _PredictionsWriter:
+    """A meter that computes what its ``VideoMeter`` does, then writes the per-video predictions (main process)."""
+
+    def __init__(
+        self, meter: Any, path: Path, class_names: Sequence[str] | None, video_names: Sequence[str] | None
+    ) -> None:
+        self.meter, self.path, self.class_names, self.video_names = meter, path, class_names, video_names
+
+    def update(self, preds: Any, targets: Any, meta: Any) -> None:
+        self.meter.update(preds, targets, meta)
+
+    def reduce(self, device: torch.device | str = "cpu") -> None:
+        self.meter.reduce(device)
+
+    def compute(self) -> dict[str, float]:
+        from glore.engine.distributed import is_main_process
+
+        out = self.meter.compute()
+        if is_main_process():
+            write_video_predictions(self.path, self.meter, self.class_names, self.video_names)
+        return out
+
+
+def write_video_predictions(
+    path: str | Path,
+    meter: Any,
+    class_names: Sequence[str] | None = None,
+    video_names: Sequence[str] | None = None,
+    topk: int = 5,
+) -> Path:
+    """Write a CSV of one row per evaluated video: its index, name, label, top-k classes and their probabilities
+    (the softmax averaged over the video's views, ``VideoMeter.video_scores``), atomically.
+
+    Returns:
+        ``path``.
+    """
+    import csv
+
+    from glore._io import atomic_path
+
+    indices, mean, labels = meter.video_scores()
+    names = list(class_names) if class_names else [str(i) for i in range(meter.num_classes)]
+    k = min(topk, meter.num_classes)
+    probs, top = mean.topk(k, dim=1) if len(mean) else (mean.new_zeros(0, k), torch.zeros(0, k, dtype=torch.int64))
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "name", "label", *[f"top{i + 1}" for i in range(k)], "probabilities"])
+        for row, video in enumerate(indices.tolist()):
+            name = video_names[video] if video_names is not None else ""
+            label = names[int(labels[row])] if labels[row] >= 0 else ""
+            classes = [names[c] for c in top[row].tolist()]
+            writer.writerow([video, name, label, *classes, " ".join(f"{float(p):.4f}" for p in probs[row])])
+    return path
