@@ -9,7 +9,7 @@ The fault comes from the environment, so the same command line serves one proces
   its size before its rename, half a row appended); ``after``: right after it.
 - ``GLORE_TEST_FAULT=ACTION:step:N`` acts at the N-th training step of this process: ``kill`` after the
   optimiser step (before anything is saved), ``term`` before it (the signal arrives during the step).
-- ACTION ``kill`` sends SIGKILL to this process; ``term`` sends SIGTERM and carries on.
+- ACTION ``kill`` sends SIGKILL to this process; ``term`` sends SIGTERM and ``usr1`` SIGUSR1, and it carries on.
 - ``GLORE_TEST_FAULT_RANK`` (default 0): the torchrun rank that acts.
 """
 
@@ -36,7 +36,7 @@ counts: Counter[str] = Counter()
 def act(action: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGTERM)
+    os.kill(os.getpid(), {"kill": signal.SIGKILL, "term": signal.SIGTERM, "usr1": signal.SIGUSR1}[action])
 
 
 def install() -> None:
@@ -49,8 +49,8 @@ def install() -> None:
         def step(self, *args, **kwargs):
             counts["step"] += 1
             hit = counts["step"] == at
-            if hit and action == "term":
-                act("term")
+            if hit and action != "kill":
+                act(action)
             out = real_step(self, *args, **kwargs)
             if hit and action == "kill":
                 act("kill")

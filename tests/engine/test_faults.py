@@ -168,16 +168,18 @@ def test_sigkill_inside_writes_and_steps(recipe, reference, tmp_path):
 
 def test_sigterm_stops_with_a_checkpoint_of_the_step(recipe, reference, tmp_path):
     run = tmp_path / "run"
-    # SIGTERM inside the 2nd step: it is finished, then saved (no checkpoint existed); then SIGTERM while last.pt is
-    # written (the write completes; the next step is the last).
+    # SIGTERM inside the 2nd step: it is finished, then saved (no checkpoint existed yet).
     first = glore_train(recipe, run, "term:step:2")
     assert first.returncode == 143, first.stderr[-3000:]
     assert "stopped by SIGTERM after iteration 2 of 12" in first.stderr
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] == 2 and state["partial"][0]["samples"] == 8  # the epoch's running sums
-    # the checkpoint is whole and resumable; a corrupt last.pt makes --resume fall back to previous.pt
-    second = glore_train(recipe, run, "term:last.pt:2:half")
-    assert second.returncode == 143, second.stderr[-3000:]
+    # SIGUSR1 (SLURM's --signal) while last.pt is written: the write completes, the run stops after it (exit 138)
+    second = glore_train(recipe, run, "usr1:last.pt:2:half")
+    assert second.returncode == 138, second.stderr[-3000:]
+    assert "stopped by SIGUSR1 after iteration" in second.stderr and "continue with: glore train" in second.stderr
+    assert not (run / LOCK_NAME).exists()
+    # a corrupt last.pt makes --resume fall back to previous.pt
     stopped_at = torch.load(run / "last.pt", weights_only=True)["step"]
     data = bytearray((run / "last.pt").read_bytes())
     middle = len(data) // 2
