@@ -225,7 +225,7 @@ def test_segmentation_writes_mask_and_overlay(tmp_path, capsys):
     image = tmp_path / "street.png"
     Image.fromarray((np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)).save(image)
     capsys.readouterr()
-    checkpoint = tmp_path / "segmentation" / "glore" / "best.pt"
+    checkpoint = next((tmp_path / "segmentation" / "glore").rglob("best.pt"))  # glore/seed0/best.pt
     assert main(["predict", str(checkpoint), str(image), "--output", str(tmp_path / "pred")]) == 0
     assert "street_mask.png" in capsys.readouterr().out
     for name in ("street_mask.png", "street_overlay.png"):
@@ -248,6 +248,7 @@ def test_video_prints_top_classes(tmp_path, capsys):
         for packet in stream.encode():
             container.mux(packet)
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "video" / "glore" / "best.pt"), str(path)]) == 0
+    checkpoint = next((tmp_path / "video" / "glore").rglob("best.pt"))
+    assert main(["predict", str(checkpoint), str(path)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and "same" in line and "different" in line
