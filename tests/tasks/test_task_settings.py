@@ -75,6 +75,7 @@ def test_a_bad_value_is_refused_when_the_config_loads(task, override, answer):
             "data.std",
         ),
         ({"task": "video", "data": {"name": "relational_video", "mean": [0, 0, 0]}}, "data.mean: the video task"),
+        ({"task": "video", "data": {"name": "kinetics", "transform": "none"}}, "data.transform: the video task"),
         ({"task": "classification", "data": {"transform": "none", "mean": [0.5, 0.5, 0.5]}}, "data.mean"),
         ({"task": "classification", "data": {"name": "relational", "color_jitter": 0.3}}, "data.color_jitter"),
         # the video normalisation is set once, as data.mean/std

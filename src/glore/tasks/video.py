@@ -73,7 +73,8 @@ class VideoTask(Task):
 
     @classmethod
     def unused_data(cls, data: DataConfig) -> dict[str, str]:
-        """The image-classification preprocessing fields, and ``mean``/``std`` for data that normalises itself."""
+        """The image-classification preprocessing fields; ``mean``/``std`` for data that normalises itself, and
+        ``transform: none`` for a dataset that decodes videos (it has no other preprocessing)."""
         unused = {
             "color_jitter": "video training augmentation is the dataset's, set in data.train_kwargs",
             "crop_scale": "the training short-side range is data.train_kwargs.short_side",
@@ -82,6 +83,8 @@ class VideoTask(Task):
         if "mean" not in dataset_parameters(data.name):
             why = f"{data.name} makes normalised clips itself"
             unused.update(mean=why, std=why)
+        else:  # a decoding dataset has one preprocessing: its own sampling, crops and normalisation
+            unused["transform"] = f"{data.name} decodes, crops and normalises clips itself; leave it at standard"
         return unused
 
     @classmethod
