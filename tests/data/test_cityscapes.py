@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from recipe_layouts import write_cityscapes_sample
 
 from glore.data import collate, create_dataset
 from glore.data.cityscapes import (
@@ -28,22 +29,8 @@ H, W = 24, 32
 
 
 def _write(root: Path, split: str, city: str, frame: int, *, label_ids: np.ndarray | None = None) -> str:
-    """One sample: a random image, labelIds (all 34 ids by default) and instanceIds; returns its id."""
-    stem = f"{city}_000123_{frame:06d}"
-    rng = np.random.default_rng(frame)
-    if label_ids is None:
-        label_ids = (np.arange(H * W) % 34).reshape(H, W).astype(np.uint8)
-    instances = label_ids.astype(np.uint16)
-    instances[:4, :5] = 26 * 1000 + frame  # a car instance
-    label_ids = label_ids.copy()
-    label_ids[:4, :5] = 26
-    img_dir, gt_dir = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
-    img_dir.mkdir(parents=True, exist_ok=True)
-    gt_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(img_dir / f"{stem}_leftImg8bit.png")
-    Image.fromarray(label_ids).save(gt_dir / f"{stem}_gtFine_labelIds.png")
-    Image.fromarray(instances).save(gt_dir / f"{stem}_gtFine_instanceIds.png")
-    return stem
+    """One sample: a random image, labelIds (all 34 ids by default), instanceIds and colours; returns its id."""
+    return write_cityscapes_sample(root, split, city, frame, size=(H, W), label_ids=label_ids)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_layouts import write_video as write_mpeg4
 
 from glore.tools.data_check import check_video, decodable_frames
 
@@ -19,19 +20,8 @@ GLORE = Path(sys.executable).with_name("glore")
 
 def write_video(path: Path, frames: int = 40, fps: int = 10) -> Path:
     """A 64x48 MPEG-4 video of random frames (a key frame every 10 frames)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
-        stream.codec_context.gop_size = 10
-        for _ in range(frames):
-            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_mpeg4(path, frames, fps, (48, 64), frame=lambda i: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
 
 
 def corrupt_middle(path: Path, first: int, last: int) -> None:
