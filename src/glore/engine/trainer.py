@@ -492,8 +492,14 @@ class Trainer:
         continuation unless ``allow_changes``."""
         if not saved:
             return
-        defaults = _flatten(config_to_dict(Config()))
-        old = {**defaults, **_flatten(saved)}
+        recorded = _flatten(saved)
+        # A default mapping (model.glore_args: {}) the checkpoint fills with its own keys is not a key of its own.
+        defaults = {
+            k: v
+            for k, v in _flatten(config_to_dict(Config())).items()
+            if not any(r.startswith(k + ".") for r in recorded)
+        }
+        old = {**defaults, **recorded}
         new = _flatten(config_to_dict(self.config))
         changes = [(k, old.get(k, "<absent>"), new.get(k, "<absent>")) for k in dict.fromkeys([*old, *new])]
         changes = [c for c in changes if c[1] != c[2]]
@@ -609,6 +615,27 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         return loss_value, outputs
+
+    def _extra_step(self, batch: Any, params: list[nn.Parameter] | None = None) -> float:
+        """One more training step on a host ``batch`` outside the schedule, for a task's ``before_checkpoint``: the
+        loop's forward (autocast, the distributed model) and backward, then the optimiser at the current learning
+        rate, which it does not advance, on ``params`` alone when given (the others' gradients are dropped, so the
+        optimiser leaves them, their momentum and weight decay untouched). Returns the loss (this process's)."""
+        batch = self._device_batch(batch)
+        self.forward_model.train()
+        with self._autocast():
+            loss, _ = self.task.train_step(self.forward_model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if params is not None:
+            kept = {id(p) for p in params}
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) not in kept:
+                        p.grad = None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
 
     def _train_until(self, step: int, stop: int) -> tuple[dict[str, float], int]:
         """Train from global step ``step`` up to ``stop`` (an epoch end or an evaluation point)."""
@@ -936,7 +963,9 @@ class Trainer:
                     continue
                 # A task may refine the network before it is checkpointed and validated (precise BatchNorm).
                 epoch_batches = functools.partial(self._batches, step // spe, 0)
-                self.task.before_checkpoint(unwrap_model(self.model), epoch_batches, self._device_batch)
+                self.task.before_checkpoint(
+                    unwrap_model(self.model), epoch_batches, self._device_batch, step=self._extra_step
+                )
                 # Validation shards and the checkpoint must all see the same BatchNorm statistics.
                 sync_buffers(self.model)
                 if self._is_eval_point(step):
