@@ -115,7 +115,7 @@ def describe(tp: Any, s: Setting | None = None) -> str:
         items = [describe(a, s) for a in typing.get_args(tp)]
         return "[" + ", ".join(items) + "]"
     if tp is dict or origin is dict:
-        return f"a mapping of {', '.join(s.fields)}" if s.fields else "a mapping"
+        return "a mapping {" + ", ".join(s.fields) + "}" if s.fields else "a mapping"
     return getattr(tp, "__name__", str(tp))
 
 
