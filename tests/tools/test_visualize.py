@@ -171,3 +171,35 @@ def test_unit_views_of_a_dpn_unit_read_the_residual_path():
     with torch.no_grad():
         assert np.allclose(view.projection, unit.projection(resid).numpy(), atol=1e-6)
     assert np.all(view.residual_ratio > 0)
+
+
+def test_visualize_reads_files_as_the_segmentation_task_does(tmp_path):
+    """Images of different sizes, each through the task's evaluation preprocessing: one figure each."""
+    from glore.cli import main
+    from glore.engine import load_config, train
+
+    recipe = {
+        "task": "segmentation",
+        "task_args": {"aux_weight": 0.0},
+        "model": {"name": "fcn_resnet_small", "kwargs": {"head_channels": 16, "num_nodes": 4, "num_state": 8}},
+        "data": {
+            "name": "relational_seg",
+            "transform": "none",
+            "batch_size": 4,
+            "num_workers": 0,
+            "kwargs": {"image_size": 32},
+            "train_kwargs": {"num_samples": 4},
+            "val_kwargs": {"num_samples": 4},
+        },
+        "train": {"epochs": 1, "device": "cpu", "progress": "off"},
+        "output": {"dir": str(tmp_path / "run"), "tensorboard": False, "plots": False, "report": False},
+    }
+    train(load_config(recipe))
+    files = []
+    for name, (h, w) in (("wide", (32, 48)), ("tall", (40, 24))):
+        files.append(tmp_path / f"{name}.png")
+        Image.fromarray((np.random.default_rng(h).random((h, w, 3)) * 255).astype(np.uint8)).save(files[-1])
+    out = tmp_path / "vis"
+    args = ["visualize", str(tmp_path / "run" / "best.pt"), "--images", *map(str, files), "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["tall_head-unit.png", "wide_head-unit.png"]
