@@ -346,3 +346,115 @@ def test_predict_on_a_folder_or_an_image_says_so_in_one_line(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"frame.jpg: an image \(jpeg\), not a video") as error:
         video_task(tmp_path).load_input(str(image))
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The official precise BN (train/model.py fit): training steps with biases and BatchNorm scales fixed, then forward
+# passes whose running averages become the statistics.
+
+
+def test_the_official_precise_bn_fixes_biases_and_backbone_batchnorm_scales():
+    from glore.models import create_model
+    from glore.tasks.video import precise_bn_frozen
+
+    model = create_model("resnet_small_3d", num_classes=3, glore="res3:1", glore_args={"normalize": False})
+    frozen = {id(p) for p in precise_bn_frozen(model)}
+    names = {n for n, p in model.named_parameters() if id(p) in frozen}
+    official_rule = {n for n, _ in model.named_parameters() if n.endswith(".bias")}
+    norms = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm3d)}
+    assert names == official_rule | (norms - {"layer2.glore1.norm.weight"})  # the unit's BN (official "blocker")
+    assert "layer2.glore1.norm.weight" in {n for n, _ in model.named_parameters()}
+
+
+def test_the_official_precise_bn_two_phases_against_a_hand_computation():
+    from glore.data import Batch, collate
+    from glore.tasks.video import official_precise_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv3d(3, 4, 1, bias=False),
+        torch.nn.BatchNorm3d(4),
+        torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    clips = [torch.randn(2, 3, 2, 4, 4) * (1 + k % 3) + k for k in range(6)]
+    batches = [Batch(c, torch.tensor([0, 1]), {}, 0) for c in clips]
+    batches.insert(3, collate([None]))  # an all-skipped batch: passed over
+    steps = []
+
+    def step(batch, params):  # a plain SGD step, lr 0.1, on the parameters given
+        steps.append({id(p) for p in params})
+        loss = torch.nn.functional.cross_entropy(net(batch.inputs), batch.targets)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p -= 0.1 * g
+        return float(loss.detach())
+
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    stats0 = (net[1].running_mean.clone(), net[1].running_var.clone())
+    assert official_precise_batchnorm(net, iter(batches), train_steps=3, stat_steps=2, step=step) == (3, 2)
+    trained = {id(net[0].weight), id(net[4].weight)}
+    assert steps == [trained] * 3  # biases and the BatchNorm's scale stay fixed
+    for name in ("1.weight", "1.bias", "4.bias"):
+        assert torch.equal(net.get_parameter(name), before[name])
+    assert not torch.equal(net[0].weight, before["0.weight"])
+
+    # Phase 2 by hand: replay phase 1's running averages with the weights each step saw, then the two forward passes
+    # (clips 3 and 4; clip 5 is left) at the final weights: x <- 0.9 x + 0.1 batch statistic.
+    mean, var = stats0
+    conv_w = before["0.weight"].clone()
+    lin_w = before["4.weight"].clone()
+    for clip in clips[:3]:
+        out = torch.nn.functional.conv3d(clip, conv_w)  # (2, 4, 2, 4, 4)
+        mean = 0.9 * mean + 0.1 * out.mean(dim=(0, 2, 3, 4))
+        var = 0.9 * var + 0.1 * out.var(dim=(0, 2, 3, 4), unbiased=True)
+        # the step's update of the two trained weights, as step() does it
+        w = conv_w.clone().requires_grad_(True)
+        v = lin_w.clone().requires_grad_(True)
+        normed = torch.nn.functional.batch_norm(
+            torch.nn.functional.conv3d(clip, w), None, None, before["1.weight"], before["1.bias"], training=True
+        )
+        logits = torch.nn.functional.linear(normed.mean(dim=(2, 3, 4)), v, before["4.bias"])
+        gw, gv = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])), (w, v))
+        conv_w, lin_w = (conv_w - 0.1 * gw).detach(), (lin_w - 0.1 * gv).detach()
+    torch.testing.assert_close(net[0].weight.detach(), conv_w)
+    for clip in clips[3:5]:
+        out = torch.nn.functional.conv3d(clip, conv_w)
+        mean = 0.9 * mean + 0.1 * out.mean(dim=(0, 2, 3, 4))
+        var = 0.9 * var + 0.1 * out.var(dim=(0, 2, 3, 4), unbiased=True)
+    torch.testing.assert_close(net[1].running_mean, mean)
+    torch.testing.assert_close(net[1].running_var, var)
+    assert net.training  # the mode it had
+
+
+def test_the_official_precise_bn_runs_in_glore_train(tmp_path, monkeypatch):
+    from glore.engine import load_config, train
+    from glore.engine.trainer import Trainer
+    from glore.tools.demo import TASK_QUICK_OVERRIDES
+
+    calls = []
+    real = Trainer._extra_step
+
+    def counted(self, batch, params=None):
+        calls.append(len(params))
+        return real(self, batch, params)
+
+    monkeypatch.setattr(Trainer, "_extra_step", counted)
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "demo_video.yaml"
+    overrides = [
+        *TASK_QUICK_OVERRIDES,
+        "task_args.precise_bn=3",
+        "task_args.precise_bn_mode=official",
+        f"output.dir={tmp_path}",
+        "train.progress=off",
+    ]
+    config = load_config(recipe, overrides)
+    metrics = train(config)
+    assert "val_video_top1" in metrics
+    # 2 training steps (and 1 forward pass: the last fifth of 3) of precise BN at each epoch's checkpoint
+    assert len(calls) == 2 * config.train.epochs and len(set(calls)) == 1
+    with pytest.raises(ValueError, match="task_args.precise_bn_mode: expected"):
+        load_config(recipe, ["task_args.precise_bn_mode=ema"])

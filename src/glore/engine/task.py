@@ -187,7 +187,13 @@ class Task:
         """A fresh metrics accumulator for ``dataset`` (``train``: for training outputs)."""
         raise NotImplementedError(f"{type(self).__name__}.create_meter")
 
-    def before_checkpoint(self, model: nn.Module, batches: Callable[[], Any], to_device: Callable[[Any], Any]) -> None:
+    def before_checkpoint(
+        self,
+        model: nn.Module,
+        batches: Callable[[], Any],
+        to_device: Callable[[Any], Any],
+        step: Callable[..., float] | None = None,
+    ) -> None:
         """Called after training and before each checkpoint and validation (default: nothing); a task may refine
         ``model`` here, e.g. re-estimate BatchNorm statistics over training batches (precise BN).
 
@@ -195,6 +201,9 @@ class Task:
             model: the network (unwrapped from DDP); each process calls this, the loop then syncs buffers.
             batches: returns an iterator over training batches (on the host; deterministic for the run).
             to_device: moves a batch to the device as the loop does.
+            step: ``step(batch, params=None) -> loss``: one more training step of the loop on a host batch (its
+                autocast, distributed model and optimiser at the current learning rate, not advanced), updating
+                only ``params`` when given; None where no training loop runs.
         """
 
     def batch_size(self, batch: Any) -> int:

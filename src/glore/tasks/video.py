@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from glore.engine.task import Meter, Task, register_task
 from ._common import build_zoo_model, dataset_parameters, resolve_task_args
 from ._inputs import dataset_option, generated, input_batch, video_dataset, video_views
 
-__all__ = ["VideoTask", "precise_batchnorm"]
+__all__ = ["VideoTask", "official_precise_batchnorm", "precise_bn_frozen", "precise_batchnorm"]
 
 
 @register_task("video")
@@ -61,9 +61,16 @@ class VideoTask(Task):
         "precise_bn": Setting(
             int,
             0,
-            "before each checkpoint, re-estimate BatchNorm statistics as the plain average over this many "
-            "training batches (0: off)",
+            "before each checkpoint, re-estimate BatchNorm statistics over this many training batches (0: off), "
+            "as precise_bn_mode says",
             ge=0,
+        ),
+        "precise_bn_mode": Setting(
+            Literal["average", "official"],
+            "average",
+            "average: the statistics become the plain average over the batches (SlowFast); official: the "
+            "official code's two phases, training steps on the first 80% of the batches with biases and "
+            "BatchNorm scales fixed, then forward passes whose running averages become the statistics",
         ),
     }
 
@@ -164,12 +171,26 @@ class VideoTask(Task):
             inflate_pretrained(model, self.args["inflate"])
         return model
 
-    def before_checkpoint(self, model: nn.Module, batches: Any, to_device: Any) -> None:
+    def before_checkpoint(self, model: nn.Module, batches: Any, to_device: Any, step: Any = None) -> None:
         """Precise BN (``task_args.precise_bn`` batches): the official code and SlowFast re-estimate BatchNorm
-        statistics after training, since the running averages lag behind the weights."""
+        statistics after training, since the running averages lag behind the weights; ``precise_bn_mode`` says
+        how (``precise_batchnorm`` or ``official_precise_batchnorm``, whose training steps are the loop's ``step``).
+
+        Raises:
+            ValueError: ``precise_bn_mode: official`` without a training loop's ``step``.
+        """
         count = int(self.args["precise_bn"])
-        if count > 0:
+        if count <= 0:
+            return
+        if self.args["precise_bn_mode"] == "average":
             precise_batchnorm(model, batches(), count, to_device)
+            return
+        if step is None:
+            raise ValueError("task_args.precise_bn_mode: 'official' trains during precise BN; it runs in glore train")
+        stat_steps = int(round(0.2 * count))  # the official split: the last fifth only updates the statistics
+        official_precise_batchnorm(
+            model, batches(), train_steps=count - stat_steps, stat_steps=stat_steps, step=step, to_device=to_device
+        )
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
         """Cross-entropy in float32, with ``train.label_smoothing`` during training only."""
@@ -324,3 +345,68 @@ def write_video_predictions(
             classes = [names[c] for c in top[row].tolist()]
             writer.writerow([video, name, label, *classes, " ".join(f"{float(p):.4f}" for p in probs[row])])
     return path
+
+
+def precise_bn_frozen(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters the official precise BN keeps fixed while it trains: every bias and the scale of every
+    BatchNorm of the network, except the BatchNorms inside GloRe units (the official unit's is named ``blocker``,
+    which its ``*bn.weight`` name filter does not match)."""
+    from glore.layers import GloRe
+
+    inside_units = {id(m) for unit in model.modules() if isinstance(unit, GloRe) for m in unit.modules()}
+    frozen = {id(p): p for name, p in model.named_parameters() if name.endswith(".bias") or name == "bias"}
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in inside_units:
+            if module.weight is not None:
+                frozen[id(module.weight)] = module.weight
+    return list(frozen.values())
+
+
+def official_precise_batchnorm(
+    model: nn.Module,
+    batches: Any,
+    *,
+    train_steps: int,
+    stat_steps: int,
+    step: Any,
+    to_device: Any = lambda b: b,
+) -> tuple[int, int]:
+    """The official precise BN (``train/model.py``, ``fit``): in the last iterations of each epoch, ``train_steps``
+    more training steps (``step(batch, params)``: the loop's step at the current learning rate) that update every
+    parameter but those of ``precise_bn_frozen`` (the running statistics follow, the model being in training mode),
+    then ``stat_steps`` forward passes in training mode without gradients, whose running averages (each BatchNorm's
+    momentum, 0.1 by default) become the statistics. The official code takes 400 + 100 of its batches. Batches with
+    no sample (all skipped as unreadable) are passed over and not counted.
+
+    Args:
+        model: the network (unwrapped); ``step`` trains the same weights (through its distributed wrapper).
+        batches: an iterator over training batches (host), the second phase continuing after the first.
+        train_steps: batches of the first phase.
+        stat_steps: batches of the second phase.
+        step: ``step(batch, params) -> loss``.
+        to_device: moves a batch to the device (second phase).
+
+    Returns:
+        The batches used by each phase (fewer when ``batches`` ends first).
+    """
+    frozen = {id(p) for p in precise_bn_frozen(model)}
+    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in frozen]
+    was_training = model.training
+    done = [0, 0]
+    model.train()
+    try:
+        for batch in batches:
+            if done[0] >= train_steps and done[1] >= stat_steps:
+                break
+            if _empty(batch):
+                continue
+            if done[0] < train_steps:
+                step(batch, trained)
+                done[0] += 1
+            else:
+                with torch.no_grad():
+                    model(to_device(batch).inputs)
+                done[1] += 1
+    finally:
+        model.train(was_training)
+    return done[0], done[1]
