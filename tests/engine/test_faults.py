@@ -100,17 +100,20 @@ def assert_equal(a: Any, b: Any, where: str) -> None:
         assert a == b, f"{where}: {a!r} vs {b!r}"
 
 
-def assert_same_run(reference: Path, run: Path) -> None:
+def assert_same_run(
+    reference: Path, run: Path, *, steps: int = STEPS, rows: list[float] = (4.0, 8.0, 12.0), log_every: int = 1
+) -> None:
     """``run`` ends as ``reference`` does: checkpoints, tables, and no temporary or lock file left."""
     for name in ("last.pt", "best.pt"):
         a = torch.load(reference / name, weights_only=True)
         b = torch.load(run / name, weights_only=True)
-        assert a["step"] == STEPS if name == "last.pt" else True
+        assert a["step"] == steps if name == "last.pt" else True
         assert_equal(without_timing(a), without_timing(b), name)
-    rows = [without_timing(r) for r in read_csv(run / "metrics.csv")]
-    assert rows == [without_timing(r) for r in read_csv(reference / "metrics.csv")]
-    assert [r["step"] for r in rows] == [4.0, 8.0, 12.0]
-    assert [r["step"] for r in read_csv(run / "steps.csv")] == [float(s) for s in range(1, STEPS + 1)]
+    table = [without_timing(r) for r in read_csv(run / "metrics.csv")]
+    assert table == [without_timing(r) for r in read_csv(reference / "metrics.csv")]
+    assert [r["step"] for r in table] == list(rows)
+    logged = [r["step"] for r in read_csv(run / "steps.csv")]
+    assert logged == [float(s) for s in range(log_every, steps + 1, log_every)]
     leftovers = [p.name for p in run.iterdir() if p.name.startswith(".")]
     assert leftovers == [], leftovers  # no temporary file, no lock
 
@@ -201,3 +204,24 @@ def test_torchrun_faults(recipe, tmp_path):
     run = tmp_path / "run"
     run_chain(recipe, run, ["kill:last.pt:2:after", "term:step:3"], torchrun=True, ranks=[0, 1])
     assert_same_run(reference, run)
+
+
+def test_checkpoints_by_time_inside_epochs(tmp_path):
+    # checkpoint_every_minutes that every step exceeds: a crash inside an epoch loses one step, and the run continued
+    # from there ends as an uninterrupted one (the epoch's training metrics included).
+    from engine_standins import SimulatedCrash, TinyTask, tiny_config
+
+    from glore.engine import train
+
+    def run(out, resume=False, crash_at=None):
+        config = tiny_config(str(out), train={"epochs": 3, "checkpoint_every_minutes": 1e-9}, data={"batch_size": 4})
+        train(config, TinyTask(config, bn=True, crash_at=crash_at), resume=resume)
+
+    run(tmp_path / "straight")
+    with pytest.raises(SimulatedCrash):
+        run(tmp_path / "split", crash_at=11)  # 8 steps an epoch: the 3rd step of epoch 2
+    state = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    assert state["step"] == 10 and state["partial"][0]["samples"] == 8  # saved after step 10, inside epoch 2
+    assert torch.load(tmp_path / "split" / "previous.pt", weights_only=True)["step"] == 9
+    run(tmp_path / "split", resume=True)
+    assert_same_run(tmp_path / "straight", tmp_path / "split", steps=24, rows=[8.0, 16.0, 24.0], log_every=2)
