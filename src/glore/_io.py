@@ -329,6 +329,7 @@ def lock_run_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
         finally:
             _HELD[key][2] -= 1
         return
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # folders the lock makes, innermost first
     lock, me = _acquire(folder)
     _HELD[key] = [lock, me, 1]
     try:
@@ -338,3 +339,8 @@ def lock_run_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(lock.read_text()).get("pid") == me["pid"]:
                 lock.unlink()
+        for path in created:  # a run refused before it wrote anything leaves no empty folder behind
+            try:
+                path.rmdir()
+            except OSError:
+                break
