@@ -458,3 +458,21 @@ def test_the_official_precise_bn_runs_in_glore_train(tmp_path, monkeypatch):
     assert len(calls) == 2 * config.train.epochs and len(set(calls)) == 1
     with pytest.raises(ValueError, match="task_args.precise_bn_mode: expected"):
         load_config(recipe, ["task_args.precise_bn_mode=ema"])
+
+
+def test_the_official_recipe_evaluates_with_the_official_pipeline(tmp_path):
+    """kinetics_resnet50_3d_glore.yaml as shipped (only the data root changed): its validation split is the official
+    single-clip test with the official preprocessing and normalisation."""
+    from glore.data.video import OFFICIAL_AUGMENT
+    from glore.engine import load_config
+    from glore.engine.task import build_task
+
+    for split in ("train", "val"):
+        small_video(tmp_path / split / "a" / "v.mp4")
+    task = build_task(load_config(RECIPE, [f"data.root={tmp_path}"]))
+    train, val = task.build_datasets()
+    assert (val.preprocess, val.protocol, val.num_views, val.short_video) == ("official", "single_clip", 1, "official")
+    assert torch.allclose(val.mean.flatten(), torch.tensor(OFFICIAL_MEAN))
+    assert torch.allclose(val.std.flatten(), torch.tensor(OFFICIAL_STD))
+    assert (train.augment, train.short_side) == ("official", tuple(OFFICIAL_AUGMENT["short_side"]))
+    assert (val.crop_size, val.test_short_side, val.num_frames, val.interval) == (224, 256, 8, 8)
