@@ -111,7 +111,7 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] | None = Non
     size = _input_shape(model, input_size)
     param = next(model.parameters())
     x = torch.empty(1, int(getattr(backbone.conv1, "in_channels", 3)), *size, device=param.device, dtype=param.dtype)
-    counter = FlopCounterMode(display=False, custom_mapping=_IN_PLACE_FLOPS)
+    counter = FlopCounterMode(display=False)
     was_training = model.training
     model.eval()
     try:
@@ -157,20 +157,6 @@ def profile_model(model: nn.Module, input_size: int | Sequence[int] | None = Non
     result.glore_params = sum(params(path) for path in unit_paths)
     return result
 
-
-# FlopCounterMode counts aten.baddbmm but not its in-place form, with which the GloRe unit accumulates its
-# output product into the residual (x + b).baddbmm_(W, Y); same for addmm_. Their cost is the out-of-place op's.
-def _baddbmm_inplace_flops(self_shape: Any, a_shape: Sequence[int], b_shape: Sequence[int], *_: Any, **__: Any) -> int:
-    b, m, k = a_shape  # (b, m, k) x (b, k, n): 2 b m k n FLOPs, as FlopCounterMode counts baddbmm
-    return 2 * b * m * k * int(b_shape[-1])
-
-
-def _addmm_inplace_flops(self_shape: Any, a_shape: Sequence[int], b_shape: Sequence[int], *_: Any, **__: Any) -> int:
-    m, k = a_shape  # (m, k) x (k, n): 2 m k n FLOPs
-    return 2 * m * k * int(b_shape[-1])
-
-
-_IN_PLACE_FLOPS = {torch.ops.aten.baddbmm_: _baddbmm_inplace_flops, torch.ops.aten.addmm_: _addmm_inplace_flops}
 
 # Modules after the last stage; everything else outside layer1..layer4 counts as the stem.
 _HEAD = ("final_norm", "avgpool", "global_pool", "fc", "classifier", "head")
