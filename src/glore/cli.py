@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("glore.tools.report", "write report.md of a training run folder"),
     "data": ("glore.tools.data_check", "list the videos of a dataset that cannot be decoded or are too short"),
     "sweep": ("glore.tools.sweep", "train every combination of a grid of settings over seeds and tabulate the results"),
+    "convert": (
+        "glore.tools.convert",
+        "convert released GloRe weights (PaddleSeg .pdparams, MindSpore .ckpt) to a glore .safetensors file",
+    ),
 }
 
 

@@ -103,7 +103,9 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint dict with ``torch.load(weights_only=True)`` and verify its checksum (checkpoints
-    written without one, by other tools, load unverified).
+    written without one, by other tools, load unverified). A weights file that names its network
+    (``glore convert``'s ``.safetensors``, PaddleSeg's ``.pdparams``, MindSpore's ``.ckpt``) is read as
+    ``{"model": state_dict, "model_config": config}``.
 
     Args:
         path: the checkpoint file.
@@ -116,6 +118,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: no such file {str(path)!r}")
+    if path.suffix in (".safetensors", ".pdparams", ".ckpt"):
+        return _network_file(path, map_location)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which one
@@ -127,6 +131,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"checkpoint {str(path)!r} is corrupt: its contents do not match the checksum written with them"
         )
     return state
+
+
+def _network_file(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """A weights file that names its network (``glore convert``'s ``.safetensors``, PaddleSeg's ``.pdparams``,
+    MindSpore's ``.ckpt``) as a checkpoint dict with ``model`` and ``model_config``."""
+    from glore.models._weights import read_network_file
+
+    try:
+        found = read_network_file(path)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {err}") from err
+    if found is None:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: a .safetensors file without a glore model config; write one with "
+            f"glore convert, or evaluate a checkpoint written by glore train"
+        )
+    config, state, _ = found
+    return {"model": {k: v.to(map_location) for k, v in state.items()}, "model_config": dict(config)}
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:

@@ -23,7 +23,7 @@ from torch import nn
 from ._registry import IMAGENET_CFG, check_default_cfg, close_matches, get_default_cfg, get_model_entrypoint
 from ._spec import GloreSpec, build_unit, check_glore_args, spec_to_config
 from ._stage import Stage
-from ._weights import WEIGHTS_FILE, load_pretrained, load_state_dict_file, read_pretrained_config, save_pretrained
+from ._weights import load_pretrained, read_network_file, save_pretrained
 
 __all__ = ["GloreNet", "create_model", "check_num_classes", "resolve_data_config"]
 
@@ -170,7 +170,10 @@ def create_model(
         glore: where to insert GloRe units: ``"res3:2,res4:3"``, ``{"res4": 3}``, ``{"layer3": [1, 3, 5]}``.
         glore_args: the units' options: ``num_nodes``, ``num_state``, ``normalize``, ``gcn_layers``, ``order``.
         pretrained: a torchvision-style checkpoint (a local ``.pth``/``.safetensors`` file or an http(s) URL) loaded
-            into the network with the units left at their identity init, or a ``save_pretrained`` directory.
+            into the network with the units left at their identity init, or a file that names its network and is
+            rebuilt from it (``name`` may then be left out): a ``save_pretrained`` directory, a ``.safetensors``
+            file written by ``glore convert``, PaddleSeg's ``.pdparams`` or MindSpore's ``.ckpt`` (see
+            :mod:`glore.models.convert`).
         default_cfg: keys that replace the registered default config's in ``model.default_cfg`` (weights trained
             with other preprocessing: ``{"mean": ..., "std": ...}``); stored in ``model_config``, so checkpoints
             and ``save_pretrained`` directories keep them.
@@ -196,8 +199,10 @@ def create_model(
             f"names no built-in weights, so True is not accepted), got {pretrained!r} of type "
             f"{type(pretrained).__name__}"
         )
-    if pretrained is not None and os.path.isdir(pretrained):
-        config = read_pretrained_config(pretrained)
+    saved = read_network_file(pretrained) if pretrained is not None else None
+    if saved is not None:
+        config, state, what = saved
+        config = dict(config)
         if name is not None and name != config.get("name"):
             raise ValueError(
                 f"create_model: name {name!r} differs from the network saved in {str(pretrained)!r} "
@@ -205,13 +210,12 @@ def create_model(
             )
         if glore is not None or glore_args is not None or kwargs:
             raise ValueError(
-                "create_model: a pretrained directory fixes the architecture; do not pass glore, glore_args or "
-                "architecture kwargs with it (use attach() afterwards to add units)"
+                f"create_model: {what} ({str(pretrained)!r}) fixes the architecture; do not pass glore, glore_args "
+                f"or architecture kwargs with it (use attach() afterwards to add units)"
             )
         if overlay:
             config["default_cfg"] = {**(config.get("default_cfg") or {}), **overlay}
         model = create_model(**config)
-        state = load_state_dict_file(Path(pretrained) / WEIGHTS_FILE)
         load_pretrained(model, state, strict=True)
         if num_classes is not None and num_classes != config.get("num_classes"):
             model.reset_classifier(num_classes)  # type: ignore[operator]

@@ -1,4 +1,6 @@
-"""Weights: reading checkpoints (torch.save, safetensors, URLs), loading them into a network, save_pretrained."""
+"""Weights: reading checkpoints (torch.save, safetensors, URLs), loading them into a network, save_pretrained, and
+recognising files that name their network (a ``save_pretrained`` directory, a ``glore convert`` safetensors file,
+PaddleSeg's ``.pdparams`` and MindSpore's ``.ckpt``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from ..layers import GloRe, NonLocal
 
 __all__ = [
     "CONFIG_FILE",
+    "CONFIG_METADATA_KEY",
+    "read_network_file",
+    "write_converted",
     "WEIGHTS_FILE",
     "load_state_dict_file",
     "load_pretrained",
@@ -27,6 +32,8 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# The safetensors metadata key under which ``glore convert`` stores {"format": "glore", "model_config": {...}}.
+CONFIG_METADATA_KEY = "glore"
 
 
 def load_state_dict_file(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -198,3 +205,74 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str]) -> Path
     text = json.dumps({"format": "glore", "model_config": config}, indent=2, sort_keys=True)
     atomic_write_text(path / CONFIG_FILE, text + "\n")
     return path
+
+
+def _safetensors_config(path: str) -> dict[str, Any] | None:
+    """The ``model_config`` a ``glore convert`` safetensors file carries in its metadata, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    text = metadata.get(CONFIG_METADATA_KEY)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("format") != "glore" or not isinstance(data.get("model_config"), dict):
+        raise ValueError(f"pretrained: {path!r}: its {CONFIG_METADATA_KEY!r} metadata is not a glore model config")
+    return data["model_config"]
+
+
+def read_network_file(
+    source: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], str] | None:
+    """The network a weights file names, for ``create_model(pretrained=source)`` without a name.
+
+    Recognised: a ``save_pretrained`` directory, a ``.safetensors`` file written by ``glore convert`` (its
+    metadata holds the config), PaddleSeg's ``.pdparams`` and MindSpore's ``.ckpt`` (converted on reading, see
+    :mod:`glore.models.convert`).
+
+    Returns:
+        ``(model_config, state_dict, what)`` with ``what`` naming the kind of file for messages, or None for a
+        file that names no network (a torchvision or glore state dict, a URL).
+
+    Raises:
+        ValueError: a file of a recognised kind that cannot be read or converted (the reason named).
+    """
+    src = os.fspath(source)
+    if os.path.isdir(src):
+        return read_pretrained_config(src), load_state_dict_file(Path(src) / WEIGHTS_FILE), "a pretrained directory"
+    if not os.path.isfile(src):
+        return None
+    if src.endswith(".safetensors"):
+        config = _safetensors_config(src)
+        return None if config is None else (config, load_state_dict_file(src), "a converted weights file")
+    from .convert import checkpoint_format, convert_checkpoint
+
+    if checkpoint_format(src) is None:
+        return None
+    state, config = convert_checkpoint(src)
+    return config, state, f"a {checkpoint_format(src)} weights file"
+
+
+def write_converted(state: Mapping[str, torch.Tensor], config: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``state`` as one ``.safetensors`` file whose metadata holds ``config`` (``create_model`` arguments,
+    with ``name`` and ``default_cfg``), atomically; ``create_model(pretrained=path)`` rebuilds the network.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.safetensors``.
+    """
+    from safetensors.torch import save_file
+
+    if not os.fspath(path).endswith(".safetensors"):
+        raise ValueError(f"converted weights are written as .safetensors, got {os.fspath(path)!r}")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    text = json.dumps({"format": "glore", "model_config": dict(config)}, sort_keys=True)
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", CONFIG_METADATA_KEY: text})
+    return Path(path)
