@@ -64,13 +64,13 @@ def recipe(tmp_path_factory) -> Path:
 
 
 def glore_train(
-    recipe: Path, run: Path, fault: str = "", *, torchrun: bool = False, rank: int = 0
+    recipe: Path, run: Path, fault: str = "", *, torchrun: bool = False, rank: int = 0, extra: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
     """One ``glore train`` as a user starts it after a crash, with ``fault`` injected."""
     resume = ["--resume"] if (run / "last.pt").exists() or (run / "previous.pt").exists() else []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLORE_TEST_FAULT": fault, "GLORE_TEST_FAULT_RANK": str(rank)}
     launcher = [str(TORCHRUN), "--standalone", "--nproc_per_node=2"] if torchrun else [sys.executable]
-    cmd = [*launcher, str(RUNNER), "train", str(recipe), "--output", str(run), *resume]
+    cmd = [*launcher, str(RUNNER), "train", str(recipe), "--output", str(run), *resume, *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -167,6 +167,22 @@ def test_sigkill_inside_writes_and_steps(recipe, reference, tmp_path):
     run = tmp_path / "run"
     run_chain(recipe, run, faults)
     assert_same_run(reference, run)
+
+
+def test_a_kill_after_the_last_checkpoint_is_repaired_by_resume(recipe, reference, tmp_path):
+    # Killed right after the final last.pt: best.pt, the last metrics row and report.md were never written. The
+    # resumed run has nothing left to train, and writes them as the uninterrupted run did.
+    run = tmp_path / "run"
+    killed = glore_train(recipe, run, "kill:last.pt:6:after")  # last.pt at steps 3, 4, 6, 8, 9 and 12
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == STEPS
+    assert len(read_csv(run / "metrics.csv")) == 2
+    done = glore_train(recipe, run, extra=("--set", "output.report=true"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "nothing to do" in done.stdout
+    assert_same_run(reference, run)
+    report = (run / "report.md").read_text()
+    assert "trained 3 epoch(s)" in report and "| metric | final (epoch 3) |" in report
 
 
 def test_sigterm_stops_with_a_checkpoint_of_the_step(recipe, reference, tmp_path):
