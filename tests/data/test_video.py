@@ -501,3 +501,13 @@ def test_official_test_crops_are_cut_from_the_whole_resized_frame():
             expected = resized[:, :, 4:36, left : left + 32].permute(1, 0, 2, 3)  # (T, 3, h, w) -> (3, T, h, w)
             got = data._transform(frames, crop).double() * 255
             assert (got - expected).abs().max() <= 1.001  # uint8 interpolation rounds to a grey level
+
+
+def test_a_one_frame_video_is_said_once(tmp_path, caplog):
+    path = write_video(tmp_path / "still.mp4", frames=1)
+    data = VideoDataset([(str(path), 0)], ["a"], num_frames=4, interval=2, crop_size=32, short_side=(40, 40))
+    with caplog.at_level("WARNING"):
+        clips = [data[0][0] for _ in range(3)]
+    assert caplog.text.count("1 frame, a still image") == 1
+    assert all(torch.equal(c[:, 0], c[:, 3]) for c in clips)  # every frame of the clip is the one frame
+    assert VideoDataset([(str(path), 0)], ["a"], min_frames=2, on_error="skip")[0] is None

@@ -108,6 +108,7 @@ _PREPROCESS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "official": (OFFICIAL_MEAN, OFFICIAL_STD),
 }
 _AUGMENT = ("glore", "official")
+_STILLS: set[str] = set()  # one-frame videos already reported by this process
 
 
 class VideoReadError(OSError):
@@ -495,6 +496,9 @@ class VideoDataset(Dataset):
         total, _ = video_info(path)
         if total < self.min_frames:
             raise VideoReadError(f"{path}: {total} frames, fewer than min_frames={self.min_frames}")
+        if total == 1 and path not in _STILLS:  # said once a process: glore data check lists them all
+            _STILLS.add(path)
+            _LOG.warning("%s: 1 frame, a still image: each of its clips repeats it (min_frames: 2 leaves it out)", path)
         return read_frames(path, self.frame_indices(total, clip), threads=self.decode_threads)
 
     def _transform(self, frames: np.ndarray, crop: int) -> torch.Tensor:
