@@ -5,7 +5,7 @@ from .config import Config, ConfigError, apply_overrides, config_to_dict, load_c
 from .optim import build_optimizer, param_groups
 from .schedules import build_scheduler, lr_factor
 from .task import TASKS, Meter, Task, build_task, register_task
-from .trainer import NonFiniteLossError, Trainer, evaluate, train
+from .trainer import NonFiniteLossError, Trainer, TrainingStopped, evaluate, train
 
 __all__ = [
     "CheckpointError",
@@ -16,6 +16,7 @@ __all__ = [
     "TASKS",
     "Task",
     "Trainer",
+    "TrainingStopped",
     "apply_overrides",
     "build_optimizer",
     "build_task",
