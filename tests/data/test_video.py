@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import random
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -255,16 +254,16 @@ def test_test_crops_are_the_left_centre_and_right_of_the_resized_frames():
     resized = torch.nn.functional.interpolate(whole, size=(96, 128), mode="bilinear", align_corners=False)
     for crop, left in enumerate([0, 32, 64]):
         expected = resized[:, :, 16:80, left : left + 64].permute(1, 0, 2, 3)  # (T, 3, h, w) -> (3, T, h, w)
-        got = data._transform(frames, crop).double() * 255
+        got = data.transform(torch.from_numpy(frames), crop=crop).double() * 255
         assert got.shape == (3, 3, 64, 64)
         error = (got - expected)[..., 1:-1, 1:-1].abs()  # a shift by one pixel would be tens of levels off
         assert error.max() < 1.001 and error.mean() < 0.5  # uint8 fixed-point interpolation: under one level
     train = VideoDataset([("unused.mp4", 0)], ["a"], crop_size=32, short_side=(48, 60), hflip=1.0)
     kept = VideoDataset([("unused.mp4", 0)], ["a"], crop_size=32, short_side=(48, 60), hflip=0.0)
-    random.seed(3)
-    flipped = train._transform(frames, 0)
-    random.seed(3)
-    assert torch.equal(flipped, kept._transform(frames, 0).flip(-1))
+    torch.manual_seed(3)
+    flipped = train.transform(torch.from_numpy(frames))
+    torch.manual_seed(3)
+    assert torch.equal(flipped, kept.transform(torch.from_numpy(frames)).flip(-1))
 
 
 def test_videofolder_reads_class_folders_only(tmp_path, video):
@@ -395,16 +394,18 @@ def test_the_official_training_augmentation_jitters_aspect_scale_colour_and_pixe
         [("a.mp4", 0)], ["a"], augment="official", crop_size=64, short_side=(64, 96), mean=(0, 0, 0), std=(1, 1, 1)
     )
     squares, shorts = [], []
-    random.seed(0)
+    torch.manual_seed(0)
     for _ in range(300):
-        region = data._official_train_region(torch.from_numpy(frames))  # (T, bh, bw, 3) source pixels
+        region = data.transform.official_region(torch.from_numpy(frames))  # (T, bh, bw, 3) source pixels
         _, bh, bw, _ = region.shape
         squares.append((bh / 96) / (bw / 128) * 96 / 128)  # r^2: the resized frame is (h / r, w * r) x factor
         shorts.append(min(64 * 96 / bh, 64 * 128 / bw))  # the resized frame's short side
     assert 0.55 < min(squares) < 0.8 and 1.3 < max(squares) < 1.7  # r^2 within [0.8^2, 1.25^2], boxes rounded
     assert 62 < min(shorts) < 70 and 90 < max(shorts) < 100  # short side drawn from 64-96
-    random.seed(0)
-    clips = [data._transform(frames, 0) * 255 for _ in range(20)]  # grey -> one colour per clip, plus noise
+    torch.manual_seed(0)
+    clips = [
+        data.transform(torch.from_numpy(frames)) * 255 for _ in range(20)
+    ]  # grey -> one colour per clip, plus noise
     for clip in clips:
         assert clip.shape == (3, 2, 64, 64)
         spread = clip.amax(dim=(1, 2, 3)) - clip.amin(dim=(1, 2, 3))
@@ -412,7 +413,9 @@ def test_the_official_training_augmentation_jitters_aspect_scale_colour_and_pixe
     colours = torch.stack([c.median(dim=-1).values.median(dim=-1).values[:, 0] for c in clips])  # (20, 3)
     assert colours.std(dim=0).min() > 2  # HLS jitter changes the colour from clip to clip
     glore = VideoDataset([("a.mp4", 0)], ["a"], crop_size=64, short_side=(64, 96), mean=(0, 0, 0), std=(1, 1, 1))
-    assert torch.allclose(glore._transform(frames, 0) * 255, torch.full((3, 2, 64, 64), 128.0))  # no colour
+    assert torch.allclose(
+        glore.transform(torch.from_numpy(frames)) * 255, torch.full((3, 2, 64, 64), 128.0)
+    )  # no colour
 
 
 def write_official_tree(root: Path, video: Path, *, val_labels: list[int]) -> None:
@@ -499,7 +502,7 @@ def test_official_test_crops_are_cut_from_the_whole_resized_frame():
         data = VideoDataset([("unused.mp4", 0)], ["a"], preprocess="official", num_crops=crops, **kwargs)
         for crop, left in enumerate(lefts):
             expected = resized[:, :, 4:36, left : left + 32].permute(1, 0, 2, 3)  # (T, 3, h, w) -> (3, T, h, w)
-            got = data._transform(frames, crop).double() * 255
+            got = data.transform(torch.from_numpy(frames), crop=crop).double() * 255
             assert (got - expected).abs().max() <= 1.001  # uint8 interpolation rounds to a grey level
 
 

@@ -36,10 +36,16 @@ from .cifar import CIFAR10, CIFAR100
 from .cityscapes import CityscapesDataset
 from .cub import CUB200
 from .folder import ImageFolder
-from .joint_transforms import build_seg_transform
 from .segmentation import SegFolder, SegmentationDataset
 from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset, RelationalVideoDataset
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_seg_transform,
+    build_transform,
+    build_video_transform,
+    load_transform,
+)
 from .video import HMDB51, UCF101, Kinetics, VideoDataset, VideoFolder, VideoReadError
 
 __all__ = [
@@ -50,6 +56,8 @@ __all__ = [
     "Batch",
     "build_transform",
     "build_seg_transform",
+    "build_video_transform",
+    "load_transform",
     "ImageListDataset",
     "ImageReadError",
     "CUB200",

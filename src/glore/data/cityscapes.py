@@ -213,7 +213,7 @@ class CityscapesDataset(SegmentationDataset):
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/``.
         split: "train", "val" or "test".
-        transform: joint transform (``glore.data.joint_transforms.build_seg_transform``); None normalises with the
+        transform: joint transform (``glore.data.transforms.build_seg_transform``); None normalises with the
             ImageNet mean and std at full resolution.
         on_error: "raise" or "skip" for an unreadable or inconsistent sample (``glore.data.segmentation``).
         instances: also read ``*_gtFine_instanceIds.png``.

@@ -10,7 +10,7 @@ masks.
 
 Every image needs a mask of the same relative name (extension ``.png``); a missing one is reported when the dataset
 is built. Samples are ``(image, target, meta)``: the image as a normalised float tensor (3, H, W) after the joint
-transform (``glore.data.joint_transforms``), the target as an int64 tensor (H, W) of class indices and
+transform (``glore.data.transforms``), the target as an int64 tensor (H, W) of class indices and
 ``ignore_index``, and ``meta = {"id": <relative name without extension>, "file": <image path>, "size": (H, W)}``
 with the image's size as read.
 
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from ._base import ImageReadError, check_on_error, check_root, check_split, read_image
 from .folder import IMAGE_EXTENSIONS
-from .joint_transforms import build_seg_transform
+from .transforms import build_seg_transform
 
 __all__ = ["SegmentationDataset", "SegFolder", "SegSample", "MaskError", "read_mask", "label_lut"]
 
@@ -213,7 +213,7 @@ class SegFolder(SegmentationDataset):
     Args:
         root: the folder holding ``classes.txt``, ``images/`` and ``masks/``.
         split: "train", "val" or "test".
-        transform: joint transform (``glore.data.joint_transforms.build_seg_transform``).
+        transform: joint transform (``glore.data.transforms.build_seg_transform``).
         on_error: "raise" or "skip" for a bad sample.
         ignore_index: the mask value of unscored pixels (0-255, not a class index).
         classes_file: the class list's file name inside ``root``.

@@ -45,18 +45,17 @@ import csv
 import logging
 import math
 import os
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ._base import check_on_error, check_split
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms.functional import hls_jitter, randint
+from .transforms.video import OFFICIAL_AUGMENT, OFFICIAL_MEAN, OFFICIAL_STD, build_video_transform
 
 __all__ = [
     "END_SLACK",
@@ -82,33 +81,13 @@ __all__ = [
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 _LOG = logging.getLogger(__name__)
+_STILLS: set[str] = set()  # one-frame videos already reported by this process
 _SPLITS = {"train": "train", "val": "val", "validate": "val", "test": "test"}
 
-OFFICIAL_MEAN: tuple[float, float, float] = (124 / 255, 117 / 255, 104 / 255)
-"""The mean the official GloRe video networks were trained with (MXNet's default, ``network/config.py``)."""
-OFFICIAL_STD: tuple[float, float, float] = (1 / (0.0167 * 255),) * 3
-"""The official networks' standard deviation: MXNet's scale 0.0167 on [0, 255] pixels, 1 / (0.0167 * 255) on [0, 1]."""
-OFFICIAL_AUGMENT: dict[str, tuple[float, ...]] = {
-    "aspect_ratio": (0.8, 1.25),
-    "short_side": (224, 340),
-    "hls": (15, 35, 25),
-    "pixel": (-20, 20),
-}
-"""The official training augmentation (``data/iterator_factory.py``): the frame's aspect ratio scaled by r (the mean of
-two draws from ``aspect_ratio``, inverted half the time), its short side then drawn from ``short_side`` (the recipes
-set ``short_side`` to it), a random crop, a flip, hue/lightness/saturation offsets drawn from +-``hls`` (OpenCV's 8-bit
-HLS units: hue in 2-degree steps), and per-pixel noise between a low drawn from [pixel[0], 0] and a high drawn from
-[0, pixel[1]] grey levels."""
 SHORT_VIDEO = ("official", "loop", "pad")
 """How a video shorter than a clip's span is sampled (see ``sample_indices``)."""
 PROTOCOLS: dict[str, tuple[int, int]] = {"single_clip": (1, 1), "multi_view": (10, 3)}
 """Test protocols: (clips, crops) per video. ``single_clip`` is the official test (``test/test-single-clip.py``)."""
-_PREPROCESS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "glore": (IMAGENET_MEAN, IMAGENET_STD),
-    "official": (OFFICIAL_MEAN, OFFICIAL_STD),
-}
-_AUGMENT = ("glore", "official")
-_STILLS: set[str] = set()  # one-frame videos already reported by this process
 
 
 class VideoReadError(OSError):
@@ -288,69 +267,6 @@ def clip_starts(num_frames: int, span: int, num_clips: int) -> list[int]:
     return [math.floor(room * (k + 0.5) / num_clips + 0.5) for k in range(num_clips)]
 
 
-def official_resize_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """``(height, width)`` of a frame resized to ``short_side`` as the official ``Resize`` does: the long side
-    truncated (``int(short * long / short_of_frame)``), the frame kept when its short side already fits."""
-    if min(height, width) == short_side:
-        return height, width
-    if width < height:
-        return int(short_side * height / width), short_side
-    return short_side, int(short_side * width / height)
-
-
-def _rgb_to_hls(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) RGB in [0, 1] -> hue in degrees [0, 360), lightness and saturation in [0, 1]."""
-    r, g, b = rgb.unbind(-3)
-    vmax, vmin = rgb.amax(dim=-3), rgb.amin(dim=-3)
-    diff = vmax - vmin
-    light = (vmax + vmin) / 2
-    flat = diff == 0
-    safe = torch.where(flat, torch.ones_like(diff), diff)
-    sat = torch.where(light < 0.5, diff / (vmax + vmin).clamp_min(1e-12), diff / (2 - vmax - vmin).clamp_min(1e-12))
-    hue = torch.where(
-        vmax == r, 60 * (g - b) / safe, torch.where(vmax == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe)
-    )
-    hue = torch.where(hue < 0, hue + 360, hue)
-    return torch.stack([torch.where(flat, 0, hue), light, torch.where(flat, 0, sat)], dim=-3)
-
-
-def _hls_to_rgb(hls: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) hue in degrees, lightness and saturation in [0, 1] -> RGB in [0, 1] (the standard formula)."""
-    hue, light, sat = hls.unbind(-3)
-    m2 = torch.where(light <= 0.5, light * (1 + sat), light + sat - light * sat)
-    m1 = 2 * light - m2
-
-    def channel(h: torch.Tensor) -> torch.Tensor:
-        h = torch.remainder(h, 1.0)
-        rising = m1 + (m2 - m1) * h * 6
-        falling = m1 + (m2 - m1) * (2 / 3 - h) * 6
-        return torch.where(h < 1 / 6, rising, torch.where(h < 0.5, m2, torch.where(h < 2 / 3, falling, m1)))
-
-    turn = hue / 360
-    return torch.stack([channel(turn + 1 / 3), channel(turn), channel(turn - 1 / 3)], dim=-3)  # grey: m1 = m2
-
-
-def hls_jitter(clip: torch.Tensor, offsets: Sequence[float]) -> torch.Tensor:
-    """Shift hue, lightness and saturation of uint8 RGB frames, in OpenCV's 8-bit HLS units, as the official
-    ``RandomHLS``: the frames are converted to HLS (hue in [0, 180] as degrees / 2, lightness and saturation in
-    [0, 255], rounded), ``offsets`` added, each clipped to its range (hue to [0, 180]), and converted back to RGB.
-
-    Args:
-        clip: uint8 (..., 3, H, W) RGB frames.
-        offsets: (hue, lightness, saturation) offsets.
-
-    Returns:
-        uint8 (..., 3, H, W).
-    """
-    hls = _rgb_to_hls(clip.double() / 255)  # float64: the 8-bit rounding as exact as OpenCV's
-    units = torch.stack([hls[..., 0, :, :] / 2, hls[..., 1, :, :] * 255, hls[..., 2, :, :] * 255], dim=-3).round()
-    shift = torch.tensor([float(o) for o in offsets], dtype=units.dtype).view(3, 1, 1)
-    limit = torch.tensor([180.0, 255.0, 255.0]).view(3, 1, 1)
-    units = torch.minimum(torch.clamp_min(units + shift, 0), limit)
-    back = torch.stack([units[..., 0, :, :] * 2, units[..., 1, :, :] / 255, units[..., 2, :, :] / 255], dim=-3)
-    return (_hls_to_rgb(back) * 255).round_().clamp_(0, 255).to(torch.uint8)
-
-
 class VideoDataset(Dataset):
     """Videos with labels, sampled into clips.
 
@@ -380,8 +296,9 @@ class VideoDataset(Dataset):
         std: per-channel standard deviation; None: the preset's.
         on_error: "raise" or "skip".
         min_frames: videos with fewer frames are unreadable (0: any length, short videos as ``short_video`` says).
-        transform: a callable applied to each normalised clip (3, T, H, W) after the built-in sampling and
-            augmentation (e.g. extra augmentation); None for none.
+        transform: the clip transform, called as ``transform(frames, crop=k)`` with the decoded uint8 frames
+            (T, H, W, 3) and the test crop ``k`` (0 in training), returning the clip (3, T, H, W); None builds
+            ``glore.data.transforms.build_video_transform`` from the options above.
         decode_threads: FFmpeg threads per video (``read_frames``' ``threads``): 0 lets FFmpeg choose; 1 spends
             about a fifth less CPU per clip, better when the loader's workers already fill every core.
     """
@@ -424,18 +341,18 @@ class VideoDataset(Dataset):
         for name, value in (("num_frames", num_frames), ("interval", interval), ("num_clips", num_clips)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if num_crops not in (1, 3):
-            raise ValueError(f"num_crops: expected 1 (centre) or 3 (both ends and centre), got {num_crops!r}")
-        if len(short_side) != 2 or not 0 < short_side[0] <= short_side[1] or short_side[0] < crop_size:
-            raise ValueError(
-                f"short_side: expected (min, max) with crop_size {crop_size} <= min <= max, got {short_side}"
-            )
-        if test_short_side < crop_size:
-            raise ValueError(f"test_short_side: expected >= crop_size {crop_size}, got {test_short_side}")
-        if preprocess not in _PREPROCESS:
-            raise ValueError(f"preprocess: expected one of {', '.join(_PREPROCESS)}, got {preprocess!r}")
-        if augment not in _AUGMENT:
-            raise ValueError(f"augment: expected one of {', '.join(_AUGMENT)}, got {augment!r}")
+        clip_transform = build_video_transform(
+            train,
+            crop_size=crop_size,
+            short_side=short_side,
+            test_short_side=test_short_side,
+            num_crops=num_crops,
+            hflip=hflip,
+            preprocess=preprocess,
+            augment=augment,
+            mean=mean,
+            std=std,
+        )
         if short_video not in SHORT_VIDEO:
             raise ValueError(f"short_video: expected one of {', '.join(SHORT_VIDEO)}, got {short_video!r}")
         if not videos:
@@ -450,12 +367,10 @@ class VideoDataset(Dataset):
         self.crop_size, self.short_side, self.test_short_side = crop_size, tuple(short_side), test_short_side
         self.hflip = hflip
         self.preprocess, self.augment, self.short_video = preprocess, augment, short_video
-        default_mean, default_std = _PREPROCESS[preprocess]
-        self.mean = torch.tensor(default_mean if mean is None else mean, dtype=torch.float32).view(3, 1, 1, 1)
-        self.std = torch.tensor(default_std if std is None else std, dtype=torch.float32).view(3, 1, 1, 1)
+        self.mean, self.std = clip_transform.mean, clip_transform.std  # (3, 1, 1, 1)
         self.on_error = check_on_error(on_error)
         self.min_frames = min_frames
-        self.transform = transform
+        self.transform = clip_transform if transform is None else transform
         if isinstance(decode_threads, bool) or not isinstance(decode_threads, int) or decode_threads < 0:
             raise ValueError(f"decode_threads: expected an int >= 0 (0: FFmpeg chooses), got {decode_threads!r}")
         self.decode_threads = decode_threads
@@ -485,9 +400,9 @@ class VideoDataset(Dataset):
 
     def frame_indices(self, total: int, clip: int = 0) -> list[int]:
         """The frames a clip of a video of ``total`` frames takes: a random start in training (drawn with
-        ``random``), else the start of test clip ``clip`` (``clip_starts``); short videos per ``short_video``."""
+        torch's generator), else the start of test clip ``clip`` (``clip_starts``); short videos per ``short_video``."""
         if self.train:
-            start = random.randint(0, max(total - self.span, 0))
+            start = randint(0, max(total - self.span, 0))
         else:
             start = clip_starts(total, self.span, self.num_clips)[clip]
         return sample_indices(total, self.num_frames, self.interval, start, short_video=self.short_video)
@@ -501,99 +416,6 @@ class VideoDataset(Dataset):
             _LOG.warning("%s: 1 frame, a still image: each of its clips repeats it (min_frames: 2 leaves it out)", path)
         return read_frames(path, self.frame_indices(total, clip), threads=self.decode_threads)
 
-    def _transform(self, frames: np.ndarray, crop: int) -> torch.Tensor:
-        """Resize, crop ``crop_size``, augment (training) and normalise uint8 frames (T, H, W, 3) into a float clip
-        (3, T, crop_size, crop_size).
-
-        The ``"glore"`` paths crop the source frames, then resize that crop once (resize-then-crop up to
-        interpolation at the crop's border and the rounding of the box), on uint8 pixels in channels-last memory
-        (torch's fast path, a fifth of the float path's time). ``preprocess="official"`` at test resizes whole frames
-        as the official ``Resize`` (plain bilinear, no antialiasing), then crops. Random draws (``random``), in
-        order: short side (aspect ratio first with ``augment="official"``), crop corner, flip; then the official
-        HLS and pixel jitter (noise from torch's generator).
-        """
-        t = frames.shape[0]
-        size = self.crop_size
-        source = torch.from_numpy(np.ascontiguousarray(frames))  # (T, H, W, 3)
-        if self.train and self.augment == "official":
-            region, antialias = self._official_train_region(source), False
-        elif self.train:
-            region, antialias = self._glore_region(source, random.randint(*self.short_side), None), True
-        elif self.preprocess == "official":
-            region, antialias = self._official_test_crop(source, crop), False
-        else:
-            region, antialias = self._glore_region(source, self.test_short_side, crop), True
-        clip = region.permute(0, 3, 1, 2)  # (T, h, w, 3) -> (T, 3, h, w), channels-last memory
-        if clip.shape[-2:] != (size, size):
-            shrink = max(clip.shape[-2:]) > size
-            clip = F.interpolate(
-                clip, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias and shrink
-            )
-        if self.train and random.random() < self.hflip:
-            clip = clip.flip(-1)
-        noise = None
-        if self.train and self.augment == "official":
-            clip = hls_jitter(clip, [int(random.uniform(-v, v)) for v in OFFICIAL_AUGMENT["hls"]])
-            pixel = OFFICIAL_AUGMENT["pixel"]
-            low, high = random.uniform(pixel[0], 0), random.uniform(0, pixel[1])
-            noise = torch.empty((3, t, size, size)).uniform_(low, high)  # grey levels, per pixel, frame and channel
-        out = torch.empty((3, t, size, size), dtype=torch.float32)
-        out.copy_(clip.permute(1, 0, 2, 3))  # (T, 3, H, W) -> (3, T, H, W), uint8 -> float
-        if noise is not None:
-            out.add_(noise)  # unclipped, as the official PixelJitter
-        return out.div_(255).sub_(self.mean).div_(self.std)
-
-    def _glore_region(self, source: torch.Tensor, short: int, crop: int | None) -> torch.Tensor:
-        """The source pixels that become the crop after resizing the short side to ``short``: a random box
-        (``crop`` None) or test crop ``crop``."""
-        _, h, w, _ = source.shape
-        box = min(max(int(round(self.crop_size * min(h, w) / short)), 1), h, w)
-        if crop is None:
-            y, x = random.randint(0, h - box), random.randint(0, w - box)
-        elif self.num_crops == 1:
-            y, x = (h - box) // 2, (w - box) // 2
-        elif w >= h:  # three crops along the long side
-            y, x = (h - box) // 2, [0, (w - box) // 2, w - box][crop]
-        else:
-            y, x = [0, (h - box) // 2, h - box][crop], (w - box) // 2
-        return source[:, y : y + box, x : x + box]  # (T, box, box, 3)
-
-    def _official_train_region(self, source: torch.Tensor) -> torch.Tensor:
-        """The official ``RandomScale`` + ``RandomCrop`` as a box of source pixels: the frame's aspect ratio scaled
-        by r, its short side drawn from ``short_side``, resized to (int(w' + 1), int(h' + 1)); a random crop of that,
-        mapped back to the source (rounded to whole pixels)."""
-        _, h, w, _ = source.shape
-        low, high = OFFICIAL_AUGMENT["aspect_ratio"]
-        ratio = 0.5 * (random.uniform(low, high) + random.uniform(low, high))
-        if random.random() > 0.5:
-            ratio = 1.0 / ratio
-        new_w, new_h = w * ratio, h / ratio
-        factor = random.uniform(*self.short_side) / min(new_w, new_h)
-        out_w, out_h = int(new_w * factor + 1), int(new_h * factor + 1)
-        x, y = random.randint(0, out_w - self.crop_size), random.randint(0, out_h - self.crop_size)
-        sx, sy = w / out_w, h / out_h  # source pixels per resized pixel
-        bx, by = min(int(round(x * sx)), w - 1), min(int(round(y * sy)), h - 1)
-        bw = min(max(int(round(self.crop_size * sx)), 1), w - bx)
-        bh = min(max(int(round(self.crop_size * sy)), 1), h - by)
-        return source[:, by : by + bh, bx : bx + bw]  # (T, bh, bw, 3)
-
-    def _official_test_crop(self, source: torch.Tensor, crop: int) -> torch.Tensor:
-        """The official test preprocessing: whole frames resized to ``test_short_side`` (``official_resize_shape``,
-        plain bilinear on uint8), then the centre crop at ``int(round((W - crop_size) / 2))`` (or three along the
-        long side)."""
-        _, h, w, _ = source.shape
-        new_h, new_w = official_resize_shape(h, w, self.test_short_side)
-        frames = source.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W), channels-last memory
-        if (new_h, new_w) != (h, w):
-            frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)
-        size = self.crop_size
-        y, x = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-        if self.num_crops == 3 and new_w >= new_h:
-            x = [0, x, new_w - size][crop]
-        elif self.num_crops == 3:
-            y = [0, y, new_h - size][crop]
-        return frames[:, :, y : y + size, x : x + size].permute(0, 2, 3, 1)  # (T, 3, s, s) -> (T, s, s, 3)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, dict[str, Any]] | None:
         video, view = divmod(index, self.num_views)
         clip, crop = divmod(view, self.num_crops) if not self.train else (0, 0)
@@ -605,9 +427,7 @@ class VideoDataset(Dataset):
                 raise
             _LOG.warning("skipping unreadable video: %s", error)
             return None
-        clip = self._transform(frames, crop)
-        if self.transform is not None:
-            clip = self.transform(clip)
+        clip = self.transform(torch.from_numpy(frames), crop=crop)
         return clip, label, {"video": video, "view": view, "path": path}
 
 

@@ -247,7 +247,7 @@ class SegmentationTask(Task):
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
         """A segmentation dataset from ``config.data`` with the joint transform of ``task_args``."""
         from glore.data import create_dataset
-        from glore.data.joint_transforms import build_seg_transform
+        from glore.data.transforms import build_seg_transform
 
         d, a = self.config.data, self.args
         kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
@@ -337,7 +337,7 @@ class SegmentationTask(Task):
     def eval_transform(self) -> Any:
         """The evaluation transform the datasets get with ``data.transform: standard`` (resize by
         ``task_args.eval_resize``, normalise with ``data.mean``/``data.std``); None otherwise (the dataset's own)."""
-        from glore.data.joint_transforms import build_seg_transform
+        from glore.data.transforms import build_seg_transform
 
         d = self.config.data
         if d.transform != "standard":
@@ -352,7 +352,7 @@ class SegmentationTask(Task):
         if generated(self.config.data.name) and self.config.data.transform != "standard":
             x = generated_image_tensor(path)
             return input_batch(x[None], path, size=tuple(x.shape[-2:]))
-        from glore.data.joint_transforms import build_seg_transform
+        from glore.data.transforms import build_seg_transform
 
         transform = self.eval_transform() or build_seg_transform(train=False)
         image = read_input_image(path)

@@ -1,4 +1,4 @@
-"""Joint image + mask transforms for segmentation, on PIL images and numpy masks, without torchvision.
+"""Image + mask transforms for segmentation, on PIL images and numpy masks.
 
 A segmentation transform is called as ``transform(image, masks, generator=None)``: ``image`` an RGB PIL image,
 ``masks`` a list of integer arrays (H, W) of the image's size; the first is the label mask (class indices and the
@@ -16,7 +16,7 @@ the image as a normalised float tensor (3, h, w) and each mask as an integer ten
   the metrics are computed), then normalisation.
 
 Randomness comes from ``torch``'s global generator (seeded per sample by the engine) or an explicit
-``torch.Generator``, as in ``glore.data.transforms``.
+``torch.Generator``, as every glore transform (``functional``).
 """
 
 from __future__ import annotations
@@ -29,102 +29,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, _check_channels, _uniform, normalize
+from .functional import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    array_to_tensor,
+    check_channels,
+    check_probability,
+    check_size_pair,
+    coin,
+    jitter,
+    masks_to_tensors,
+    normalize,
+    pad_crop,
+    randint,
+    resize_pair,
+    uniform,
+)
 
-__all__ = ["SegTrainTransform", "SegEvalTransform", "build_seg_transform", "resize_pair", "pad_crop", "jitter"]
-
-
-def _mask_image(mask: np.ndarray) -> Image.Image:
-    """A PIL image holding ``mask`` exactly: mode L for uint8, mode I (int32) otherwise."""
-    if mask.dtype == np.uint8:
-        return Image.fromarray(mask, mode="L")
-    return Image.fromarray(mask.astype(np.int32, copy=False), mode="I")
-
-
-def resize_pair(
-    image: Image.Image, masks: Sequence[np.ndarray], size: tuple[int, int]
-) -> tuple[Image.Image, list[np.ndarray]]:
-    """Resize the image (bilinear) and the masks (nearest) to ``size`` = (height, width)."""
-    height, width = size
-    if (width, height) == image.size:
-        return image, list(masks)
-    image = image.resize((width, height), Image.Resampling.BILINEAR)
-    out = []
-    for mask in masks:
-        resized = np.asarray(_mask_image(mask).resize((width, height), Image.Resampling.NEAREST))
-        out.append(resized.astype(mask.dtype, copy=False))
-    return image, out
-
-
-def pad_crop(
-    image: np.ndarray,
-    masks: Sequence[np.ndarray],
-    box: tuple[int, int, int, int],
-    *,
-    image_fill: Sequence[int],
-    mask_fills: Sequence[int],
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Cut ``box`` = (top, left, height, width) out of the image (H, W, 3) and the masks (H, W); the parts of the box
-    outside the image are filled with ``image_fill`` (one value per channel) and ``mask_fills`` (one per mask)."""
-    top, left, height, width = box
-    src_h, src_w = image.shape[:2]
-    # The overlap of the box with the image, in image and in output coordinates.
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + height, src_h), min(left + width, src_w)
-    fits = y0 == top and x0 == left and y1 == top + height and x1 == left + width
-    if fits:
-        return image[y0:y1, x0:x1], [mask[y0:y1, x0:x1] for mask in masks]
-    out_image = np.empty((height, width, 3), dtype=image.dtype)
-    out_image[...] = np.asarray(image_fill, dtype=image.dtype)
-    out_masks = [np.full((height, width), fill, dtype=mask.dtype) for mask, fill in zip(masks, mask_fills, strict=True)]
-    if y1 > y0 and x1 > x0:
-        oy, ox = y0 - top, x0 - left
-        out_image[oy : oy + y1 - y0, ox : ox + x1 - x0] = image[y0:y1, x0:x1]
-        for out, mask in zip(out_masks, masks, strict=True):
-            out[oy : oy + y1 - y0, ox : ox + x1 - x0] = mask[y0:y1, x0:x1]
-    return out_image, out_masks
-
-
-def jitter(
-    tensor: torch.Tensor,
-    strength: float,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Photometric jitter of an image tensor (3, H, W) in [0, 1]: brightness, contrast and saturation factors each
-    uniform in [1 - strength, 1 + strength], applied in random order (as PIL's ``ImageEnhance`` does: blends with
-    black, with the mean grey level, with the greyscale image), clamped to [0, 1]."""
-    low, high = max(0.0, 1.0 - strength), 1.0 + strength
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=tensor.dtype).view(3, 1, 1)
-    for index in torch.randperm(3, generator=generator).tolist():
-        factor = _uniform(low, high, generator)
-        if index == 0:  # brightness
-            tensor = tensor * factor
-        elif index == 1:  # contrast: around the mean grey level
-            grey = (tensor * weights).sum(0).mean()
-            tensor = (tensor - grey) * factor + grey
-        else:  # saturation: around the greyscale image
-            grey = (tensor * weights).sum(0, keepdim=True)  # (1, H, W)
-            tensor = (tensor - grey) * factor + grey
-        tensor = tensor.clamp_(0.0, 1.0)
-    return tensor
-
-
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    if not array.flags.writeable or not array.flags.c_contiguous:  # a view of a PIL image, or a flipped crop
-        array = np.array(array)
-    # (H, W, 3) uint8 -> (3, H, W) float in [0, 1]
-    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
-
-
-def _masks_to_tensors(masks: Sequence[np.ndarray]) -> list[torch.Tensor]:
-    out = []
-    for mask in masks:
-        if not mask.flags.writeable or not mask.flags.c_contiguous:
-            mask = np.array(mask)
-        if mask.dtype == np.uint16:  # torch has no uint16 arithmetic on every version
-            mask = mask.astype(np.int32)
-        out.append(torch.from_numpy(mask))
-    return out
+__all__ = ["SegTrainTransform", "SegEvalTransform", "build_seg_transform"]
 
 
 def _check_masks(image: Image.Image, masks: Sequence[np.ndarray]) -> None:
@@ -166,7 +88,7 @@ class SegTrainTransform:
     def scaled_size(self, height: int, width: int, generator: torch.Generator | None = None) -> tuple[int, int]:
         """Draw the scale factor and return the scaled (height, width) of an image of this size (relative to
         ``base_size`` when set, as mmsegmentation's ``ratio_range``)."""
-        factor = _uniform(self.scale[0], self.scale[1], generator)
+        factor = uniform(self.scale[0], self.scale[1], generator)
         if self.base_size is not None:
             # Fit the image into base_size (keeping its aspect ratio), then scale by the factor.
             fit = min(self.base_size[0] / height, self.base_size[1] / width)
@@ -195,19 +117,19 @@ class SegTrainTransform:
         crop_h, crop_w = self.crop_size
         height, width = size
         # Pad at the bottom and right to the crop size, then crop at a random offset.
-        top = int(torch.randint(0, max(height - crop_h, 0) + 1, (), generator=generator))
-        left = int(torch.randint(0, max(width - crop_w, 0) + 1, (), generator=generator))
+        top = randint(0, max(height - crop_h, 0), generator)
+        left = randint(0, max(width - crop_w, 0), generator)
         fills = [self.ignore_index] + [0] * (len(masks) - 1)
         array, masks = pad_crop(
             np.asarray(image), masks, (top, left, crop_h, crop_w), image_fill=self.image_fill, mask_fills=fills
         )
-        if self.hflip > 0 and torch.rand((), generator=generator).item() < self.hflip:
+        if coin(self.hflip, generator):
             array = array[:, ::-1]
             masks = [mask[:, ::-1] for mask in masks]
-        tensor = _to_tensor(array)
+        tensor = array_to_tensor(array)
         if self.color_jitter > 0:
             tensor = jitter(tensor, self.color_jitter, generator)
-        return normalize(tensor, self.mean, self.std), _masks_to_tensors(masks)
+        return normalize(tensor, self.mean, self.std), masks_to_tensors(masks)
 
     def __repr__(self) -> str:
         return (
@@ -245,23 +167,10 @@ class SegEvalTransform:
                 height, width = (max(1, int(round(v * self.resize))) for v in (image.height, image.width))
             if (width, height) != image.size:
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
-        return normalize(_to_tensor(np.asarray(image)), self.mean, self.std), _masks_to_tensors(masks)
+        return normalize(array_to_tensor(np.asarray(image)), self.mean, self.std), masks_to_tensors(masks)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(resize={self.resize}, mean={self.mean}, std={self.std})"
-
-
-def _check_size_pair(name: str, value: object) -> tuple[int, int]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if (
-        not isinstance(value, Sequence)
-        or isinstance(value, str)
-        or len(value) != 2
-        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ValueError(f"{name} must be a positive int or a pair (height, width) of positive ints, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 def build_seg_transform(
@@ -301,16 +210,16 @@ def build_seg_transform(
     Raises:
         ValueError: an argument is out of its range; the message names it.
     """
-    mean = _check_channels("mean", mean)
-    std = _check_channels("std", std, positive=True)
+    mean = check_channels("mean", mean)
+    std = check_channels("std", std, positive=True)
     if not train:
         if resize is not None and not isinstance(resize, float):
-            resize = _check_size_pair("resize", resize)
+            resize = check_size_pair("resize", resize)
         elif isinstance(resize, float) and not (math.isfinite(resize) and resize > 0):
             raise ValueError(f"resize must be a positive factor, (height, width) or None, got {resize!r}")
         return SegEvalTransform(resize=resize, mean=mean, std=std)
-    crop = _check_size_pair("crop_size", crop_size)
-    base = None if base_size is None else _check_size_pair("base_size", base_size)
+    crop = check_size_pair("crop_size", crop_size)
+    base = None if base_size is None else check_size_pair("base_size", base_size)
     if (
         isinstance(scale, str)
         or not isinstance(scale, Sequence)
@@ -319,10 +228,8 @@ def build_seg_transform(
         or not 0 < scale[0] <= scale[1]
     ):
         raise ValueError(f"scale must be a pair (min, max) with 0 < min <= max, got {scale!r}")
-    if not (isinstance(hflip, numbers.Real) and 0.0 <= hflip <= 1.0):
-        raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
-    if not (isinstance(color_jitter, numbers.Real) and 0.0 <= color_jitter <= 1.0):
-        raise ValueError(f"color_jitter must be in [0, 1], got {color_jitter!r}")
+    hflip = check_probability("hflip", hflip)
+    color_jitter = check_probability("color_jitter", color_jitter, "a strength")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
     return SegTrainTransform(

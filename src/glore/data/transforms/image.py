@@ -1,15 +1,11 @@
-"""Image transforms on PIL images, without torchvision.
+"""Image transforms for classification: one call ``transform(image, generator=None)`` turns a PIL image into a
+normalised float tensor (3, image_size, image_size).
 
-``build_transform(train, image_size)`` returns the usual ImageNet-style pipeline as one callable that turns
-a PIL image into a normalised float tensor (3, image_size, image_size):
-
-- training: random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``, log-uniform), horizontal
-  flip with probability ``hflip``, optional colour jitter (brightness, contrast, saturation);
-- evaluation: resize the shorter side to ``image_size / resize_ratio`` (256 for 224), then centre crop.
-
-Randomness comes from ``torch``: the global generator by default, which DataLoader seeds differently in every
-worker from the main process's seed (so runs are reproducible with ``torch.manual_seed``), or an explicit
-``torch.Generator`` passed at call time: ``transform(image, generator=g)``.
+- training (``TrainTransform``): random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``,
+  log-uniform), horizontal flip with probability ``hflip``, optional colour jitter (brightness, contrast, saturation:
+  ``functional.jitter``, shared with the segmentation and video transforms);
+- evaluation (``EvalTransform``): resize the shorter side to ``image_size / resize_ratio`` (256 for 224), then centre
+  crop.
 
 Crop and resize are a single ``Image.resize(size, box=...)`` call. A transform's ``draft_size`` (None or an int)
 tells the datasets that a JPEG may be decoded at a reduced scale (Pillow's ``Image.draft``) as long as its shorter
@@ -22,77 +18,24 @@ import math
 import numbers
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "build_transform",
-    "to_tensor",
-    "normalize",
-    "TrainTransform",
-    "EvalTransform",
-]
+from .functional import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_channels,
+    check_probability,
+    check_range,
+    coin,
+    jitter,
+    normalize,
+    randint,
+    to_tensor,
+    uniform,
+)
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """Convert a PIL image to a float tensor (C, H, W) with values in [0, 1].
-
-    Args:
-        image: a PIL image; converted to RGB first unless it is already RGB or L.
-
-    Returns:
-        A float32 tensor of shape (3, H, W) (or (1, H, W) for a greyscale "L" image).
-    """
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    # (H, W, C) uint8 -> (C, H, W) float in [0, 1]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def normalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Return ``(tensor - mean) / std`` per channel, for a tensor (C, H, W) or (n, C, H, W).
-
-    Args:
-        tensor: float image tensor.
-        mean: one value per channel.
-        std: one positive value per channel.
-    """
-    m = torch.as_tensor(mean, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-    return (tensor - m) / s
-
-
-def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
-    return low + (high - low) * torch.rand((), generator=generator).item()
-
-
-def _check_channels(name: str, values: Sequence[float], *, positive: bool = False) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) not in (1, 3):
-        raise ValueError(f"{name} must be a sequence of 1 or 3 numbers, got {values!r}")
-    if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values):
-        raise ValueError(f"{name} must hold finite numbers, got {values!r}")
-    if positive and not all(v > 0 for v in values):
-        raise ValueError(f"{name} must hold positive numbers, got {values!r}")
-    return tuple(float(v) for v in values)
-
-
-def _check_range(name: str, values: Sequence[float], low: float, high: float | None = None) -> tuple[float, float]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 2:
-        raise ValueError(f"{name} must be a pair (min, max), got {values!r}")
-    a, b = (float(v) for v in values)
-    if not (low < a <= b and (high is None or b <= high)):
-        upper = "" if high is None else f" <= {high}"
-        raise ValueError(f"{name} must satisfy {low} < min <= max{upper}, got {values!r}")
-    return a, b
+__all__ = ["TrainTransform", "EvalTransform", "build_transform"]
 
 
 class TrainTransform:
@@ -127,13 +70,13 @@ class TrainTransform:
         area = width * height
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target_area = area * _uniform(self.scale[0], self.scale[1], generator)
-            aspect = math.exp(_uniform(log_ratio[0], log_ratio[1], generator))
+            target_area = area * uniform(self.scale[0], self.scale[1], generator)
+            aspect = math.exp(uniform(log_ratio[0], log_ratio[1], generator))
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
-                left = int(torch.randint(0, width - w + 1, (), generator=generator))
-                top = int(torch.randint(0, height - h + 1, (), generator=generator))
+                left = randint(0, width - w, generator)
+                top = randint(0, height - h, generator)
                 return left, top, left + w, top + h
         # Fallback: the largest centred crop whose aspect ratio lies within `ratio`.
         in_ratio = width / height
@@ -161,18 +104,12 @@ class TrainTransform:
         box = self.crop_box(image.width, image.height, generator)
         size = (self.image_size, self.image_size)
         image = image.resize(size, Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
-        if self.hflip > 0 and torch.rand((), generator=generator).item() < self.hflip:
+        if coin(self.hflip, generator):
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        tensor = to_tensor(image)
         if self.color_jitter > 0:
-            image = self._jitter(image, generator)
-        return normalize(to_tensor(image), self.mean, self.std)
-
-    def _jitter(self, image: Image.Image, generator: torch.Generator | None) -> Image.Image:
-        low, high = max(0.0, 1.0 - self.color_jitter), 1.0 + self.color_jitter
-        enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
-        for index in torch.randperm(len(enhancers), generator=generator).tolist():
-            image = enhancers[index](image).enhance(_uniform(low, high, generator))
-        return image
+            tensor = jitter(tensor, self.color_jitter, generator)
+        return normalize(tensor, self.mean, self.std)
 
     def __repr__(self) -> str:
         return (
@@ -259,15 +196,13 @@ def build_transform(
     """
     if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < 1:
         raise TypeError(f"image_size must be a positive integer, got {image_size!r}")
-    mean = _check_channels("mean", mean)
-    std = _check_channels("std", std, positive=True)
+    mean = check_channels("mean", mean)
+    std = check_channels("std", std, positive=True)
     if train:
-        scale = _check_range("scale", scale, 0.0, 1.0)
-        ratio = _check_range("ratio", ratio, 0.0)
-        if not (isinstance(hflip, numbers.Real) and 0.0 <= hflip <= 1.0):
-            raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
-        if not (isinstance(color_jitter, numbers.Real) and 0.0 <= color_jitter <= 1.0):
-            raise ValueError(f"color_jitter must be in [0, 1], got {color_jitter!r}")
+        scale = check_range("scale", scale, 0.0, 1.0)
+        ratio = check_range("ratio", ratio, 0.0)
+        hflip = check_probability("hflip", hflip)
+        color_jitter = check_probability("color_jitter", color_jitter, "a strength")
         return TrainTransform(
             int(image_size),
             mean=mean,
