@@ -241,3 +241,24 @@ def test_checkpoints_by_time_inside_epochs(tmp_path):
     assert torch.load(tmp_path / "split" / "previous.pt", weights_only=True)["step"] == 9
     run(tmp_path / "split", resume=True)
     assert_same_run(tmp_path / "straight", tmp_path / "split", steps=24, rows=[8.0, 16.0, 24.0], log_every=2)
+
+
+def test_an_iteration_budget_resumes_inside_a_validation_interval(tmp_path):
+    # train.iterations with validation every 6 iterations (8 an epoch): checkpoints by count at 5, 10, 15 fall
+    # inside intervals and epochs; a crash at step 17 continues from 15 and ends as an uninterrupted run.
+    from engine_standins import SimulatedCrash, TinyTask, tiny_config
+
+    from glore.engine import train
+
+    def run(out, resume=False, crash_at=None):
+        budget = {"iterations": 20, "eval_every_iters": 6, "checkpoint_every_iters": 5}
+        config = tiny_config(str(out), train=budget, data={"batch_size": 4}, schedule={"warmup_epochs": 0})
+        train(config, TinyTask(config, bn=True, crash_at=crash_at), resume=resume)
+
+    run(tmp_path / "straight")
+    with pytest.raises(SimulatedCrash):
+        run(tmp_path / "split", crash_at=17)
+    state = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    assert state["step"] == 15 and state["partial"][0]["samples"] == 4 * 3  # the sums of steps 13-15
+    run(tmp_path / "split", resume=True)
+    assert_same_run(tmp_path / "straight", tmp_path / "split", steps=20, rows=[6.0, 12.0, 18.0, 20.0], log_every=2)
