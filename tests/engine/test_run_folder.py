@@ -77,7 +77,7 @@ def test_a_folder_without_checkpoint_is_trained_into_again(recipe, tmp_path, cap
     assert not list(run.glob(".*tmp*"))
 
 
-def test_stale_temporaries_are_removed_at_resume(recipe, tmp_path, capsys):
+def test_stale_temporaries_are_removed_at_resume_and_overwrite(recipe, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(recipe), "--output", str(run)]) == 0
     (run / ".last.pt.a1b2c3d4.tmp.pt").write_bytes(b"a checkpoint cut short")
@@ -85,6 +85,12 @@ def test_stale_temporaries_are_removed_at_resume(recipe, tmp_path, capsys):
     assert main(["train", str(recipe), "--output", str(run), "--resume", "--set", "train.epochs=2"]) == 0
     assert "removed 2 temporary file(s)" in capsys.readouterr().out
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    (run / ".best.pt.q9w8e7r6.tmp.pt").write_bytes(b"a checkpoint cut short")
+    assert (run / "previous.pt").exists()  # epoch 1's last.pt, kept when epoch 2's was written
+    assert main(["train", str(recipe), "--output", str(run), "--overwrite"]) == 0
+    assert "removed 1 temporary file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert not (run / "previous.pt").exists()  # the old run's checkpoints went with --overwrite
 
 
 def test_resume_with_a_changed_config(recipe, tmp_path, capsys):
