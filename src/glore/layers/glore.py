@@ -182,7 +182,8 @@ class GloRe(nn.Module):
         preact: the pre-activation unit of the paper's MXNet networks (and MindSpore's glore_resnet): the state
             and projection convolutions (without bias) each read ``relu(BN(X))`` of their own BatchNorm, and the
             extend convolution reads ``relu(BN(Y))``, with no norm after it: ``out = X + W_e relu(BN(Z B))``.
-            ``zero_init`` zeroes the weight of that last BatchNorm. The reverse projection is then always computed
+            ``zero_init`` zeroes W_e (a zero BatchNorm weight before a ReLU would get no gradient, and the unit
+            would never train). The reverse projection is then always computed
             in the direct order (a nonlinearity separates W_e from Z B).
     """
 
@@ -245,8 +246,9 @@ class GloRe(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter; with ``zero_init`` the output norm weight is zero (identity unit)."""
-        last_norm = self.norm_extend if self.norm_extend is not None else self.norm
-        reset_residual_block(self, last_norm, self.conv_extend.weight, self.zero_init)
+        # Pre-activation: the norm is an Identity, so W_e is zeroed (a zero BatchNorm weight before the ReLU
+        # would stop every gradient of the unit).
+        reset_residual_block(self, self.norm, self.conv_extend.weight, self.zero_init)
 
     def extra_repr(self) -> str:
         return (
