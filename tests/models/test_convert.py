@@ -222,7 +222,7 @@ def test_convert_paddleseg_round_trip_gives_the_same_outputs(paddleseg_pair):
     assert config["num_classes"] == 19 and config["aux"] and config["num_nodes"] == 64 and config["num_state"] == 128
     assert config["default_cfg"]["mean"] == PADDLESEG_MEAN and config["default_cfg"]["input_size"] == (3, 1024, 2048)
     rebuilt = create_model(**config)
-    rebuilt.load_state_dict(state, strict=False)
+    rebuilt.load_state_dict(state)  # strict: every key, the BN counters included
     rebuilt.eval()
     x = torch.randn(1, 3, 48, 64)
     with torch.no_grad():
@@ -282,7 +282,7 @@ def test_convert_mindspore_round_trip_gives_the_same_outputs(tmp_path, config):
         assert converted[key] == config[key], key
     assert converted["num_classes"] == 10
     rebuilt = create_model(**converted)
-    rebuilt.load_state_dict(state, strict=False)
+    rebuilt.load_state_dict(state)
     rebuilt.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -382,3 +382,21 @@ def test_load_checkpoint_reads_a_converted_file(tmp_path, paddleseg_pair):
     state = load_checkpoint(dst)
     assert state["model_config"]["name"] == "fcn_resnet50"
     assert set(state["model"]) == set(paddleseg_pair[0].state_dict())
+
+
+def test_load_checkpoint_reads_a_ckpt_file_for_glore_eval(tmp_path):
+    from glore.engine.checkpoint import CheckpointError, load_checkpoint
+
+    model = _zero_node_bias(randomize(create_model(**MINDSPORE_PREACT, num_classes=4)))
+    write_ckpt(tmp_path / "m.ckpt", to_mindspore_state_dict(model))
+    state = load_checkpoint(tmp_path / "m.ckpt")
+    rebuilt = create_model(**state["model_config"])
+    rebuilt.load_state_dict(state["model"])  # strict, as glore eval loads
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), model(x), rtol=0, atol=0)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="without a glore model config"):
+        load_checkpoint(tmp_path / "plain.safetensors")

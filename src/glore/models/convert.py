@@ -507,6 +507,7 @@ def _gather(
     missing: list[str] = []
     for key, shape in _meta_state(config).items():
         if key.endswith(_STAT):
+            state[key] = torch.zeros((), dtype=torch.long)  # BN counters, which the frameworks do not store
             continue
         theirs = name_of(key)
         if theirs is None:

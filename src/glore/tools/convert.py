@@ -2,9 +2,9 @@
 glore ``.safetensors`` file.
 
 The file holds the converted weights and, in its metadata, the ``create_model`` arguments with the network's
-preprocessing (``default_cfg``: mean/std, input size, classes), so ``create_model(pretrained=DST)``,
-``glore eval --checkpoint DST`` and ``glore predict DST`` rebuild the same network with no further option. The
-conversion is checked before writing: the rebuilt network loads every tensor (strict).
+preprocessing (``default_cfg``: mean/std, input size, classes), so ``create_model(pretrained=DST)`` and
+``glore eval RECIPE --checkpoint DST`` rebuild the same network with no further option (the recipe gives the data
+and its preprocessing). The conversion is checked before writing: the rebuilt network loads every tensor (strict).
 """
 
 from __future__ import annotations
