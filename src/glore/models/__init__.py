@@ -7,6 +7,7 @@ from ._spec import STAGES, parse_glore_spec, unit_positions
 from ._stage import Stage
 from ._weights import load_pretrained
 from .attach import attach
+from .convert import convert_mindspore_checkpoint, convert_paddleseg_state_dict
 from .dpn import DPN
 from .resnet import ResNet
 from .resnet3d import ResNet3D, convert_official_video_state_dict, inflate_2d_state_dict, inflate_pretrained
@@ -19,7 +20,9 @@ __all__ = [
     "GloreNet",
     "ResNet",
     "ResNet3D",
+    "convert_mindspore_checkpoint",
     "convert_official_video_state_dict",
+    "convert_paddleseg_state_dict",
     "inflate_2d_state_dict",
     "inflate_pretrained",
     "Stage",
