@@ -107,10 +107,6 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
             return _numpy_global(module, name)
-        if module == "numpy" and name == "ndarray":
-            import numpy as np
-
-            return np.ndarray
         if (module, name) == ("collections", "OrderedDict"):
             from collections import OrderedDict
 
