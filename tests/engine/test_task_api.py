@@ -175,18 +175,26 @@ def test_zero_intervals_are_refused(tmp_path, key):
         train(config, TinyTask(config))
 
 
-def test_default_config_reads_its_first_sample():
-    config = load_config({"data": {"kwargs": {"num_samples": 4}}})
+def test_the_default_task_reads_the_first_sample_of_the_dataset_named():
+    config = load_config({"data": {"name": "relational", "kwargs": {"num_samples": 4}}})
     task = build_task(config)
     image, label = task.build_dataset("train", train=True)[0]
     assert image.shape == (3, config.data.image_size, config.data.image_size) and isinstance(label, int)
 
 
+def test_a_config_must_name_its_dataset():
+    config = load_config({"data": {"kwargs": {"num_samples": 4}}})
+    assert config.data.name is None
+    with pytest.raises(ValueError, match=r"name \(data.name\) is required: a config must name its dataset, one of"):
+        build_task(config).build_dataset("train", train=True)
+
+
 def test_relational_data_follows_data_image_size():
-    config = load_config({"data": {"image_size": 48, "kwargs": {"num_samples": 2}}})
+    config = load_config({"data": {"name": "relational", "image_size": 48, "kwargs": {"num_samples": 2}}})
     image, _ = build_task(config).build_dataset("train", train=True)[0]
     assert image.shape[-2:] == (48, 48)
-    clash = load_config({"data": {"image_size": 48, "kwargs": {"num_samples": 2, "image_size": 64}}})
+    data = {"name": "relational", "image_size": 48, "kwargs": {"num_samples": 2, "image_size": 64}}
+    clash = load_config({"data": data})
     with pytest.raises(ValueError, match="data.kwargs.image_size: 64 differs from data.image_size 48"):
         build_task(clash).build_dataset("train", train=True)
 

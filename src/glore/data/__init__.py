@@ -168,6 +168,8 @@ def create_dataset(
         TypeError: a keyword argument the dataset does not take.
         FileNotFoundError: ``root`` is not a directory or lacks the dataset's files.
     """
+    if name is None:
+        raise ValueError(f"name (data.name) is required: a config must name its dataset, one of {list_datasets()}")
     if not isinstance(name, str) or name.lower() not in _DATASETS:
         raise ValueError(f"name must be one of {list_datasets()}, got {name!r}")
     name = name.lower()

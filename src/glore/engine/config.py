@@ -109,14 +109,18 @@ class DataConfig:
     """Datasets and loaders.
 
     Attributes:
-        name: a ``glore.data.create_dataset`` name (``cub200``, ``imagefolder``, ``cifar100``, ``relational``...).
+        name: a ``glore.data.create_dataset`` name (``cub200``, ``imagefolder``, ``cifar100``, ``relational``...);
+            required: there is no default dataset (``create_dataset`` names the choices when it is missing).
         root: the dataset folder (``None`` for built-in data).
         train_split: split name of the training set.
         val_split: split name of the validation set; ``None`` trains without validation.
         image_size: side of the (square) network input.
-        transform: ``"standard"`` builds ``glore.data.transforms.build_transform`` (random resized crop and flip
-            for training, resize and centre crop for evaluation); ``"none"`` keeps the dataset's own output
-            (built-in data that is generated as tensors).
+        transform: ``"standard"`` builds the task's transforms from ``glore.data.transforms`` (for images: random
+            resized crop and flip for training, resize and centre crop for evaluation); ``"none"`` keeps the
+            dataset's own output (built-in data that is generated as tensors); ``"package.module:factory"`` imports
+            a user's factory (``glore.data.load_transform``), called as ``factory(train=True)`` and
+            ``factory(train=False)``, whose transforms the datasets get instead (called as glore's own for that
+            kind of data: docs/data.md); the preprocessing fields below are then not applied.
         mean: normalisation mean, one value per channel.
         std: normalisation standard deviation, one value per channel.
         color_jitter: strength of training colour jitter; 0 disables it.
@@ -136,12 +140,12 @@ class DataConfig:
         val_kwargs: keyword arguments for the validation split only (override ``kwargs``).
     """
 
-    name: str = "relational"
+    name: str | None = None
     root: str | None = None
     train_split: str = "train"
     val_split: str | None = "val"
     image_size: int = 64
-    transform: Literal["standard", "none"] = "standard"
+    transform: str = "standard"
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     color_jitter: float = 0.0
@@ -155,6 +159,15 @@ class DataConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     train_kwargs: dict[str, Any] = field(default_factory=dict)
     val_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.transform not in ("standard", "none"):  # a user's factory: imported now, so a typo fails at load
+            from glore.data.transforms import load_transform
+
+            try:
+                load_transform(self.transform)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
 
 
 @dataclass

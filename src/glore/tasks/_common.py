@@ -64,6 +64,21 @@ def resolve_task_args(config: Config | None, task: type[Task]) -> dict[str, Any]
     return resolve_settings(config.task_args, task.settings)
 
 
+USER_TRANSFORM = "data.transform is a user's factory"
+"""Why the preprocessing fields are unused with ``data.transform: "package.module:factory"``."""
+
+
+def user_transform(config: Config, *, train: bool) -> Any | None:
+    """The transform of the user's factory ``data.transform`` names (``"package.module:factory"``), called as
+    ``factory(train=train)``; None for ``standard`` and ``none``."""
+    spec = config.data.transform
+    if spec in ("standard", "none"):
+        return None
+    from glore.data.transforms import load_transform
+
+    return load_transform(spec)(train=train)
+
+
 def dataset_parameters(name: str) -> list[str]:
     """The keyword arguments the ``glore.data`` dataset ``name`` takes beyond root, split and transform (empty for
     a name that is not registered: ``create_dataset`` names it when the dataset is built)."""

@@ -14,7 +14,7 @@ from glore.engine.config import DataConfig
 from glore.engine.settings import Setting
 from glore.engine.task import Meter, Task, register_task
 
-from ._common import build_zoo_model, resolve_task_args
+from ._common import USER_TRANSFORM, build_zoo_model, resolve_task_args, user_transform
 from ._inputs import generated, generated_image_tensor, input_batch, read_input_image
 
 __all__ = ["ClassificationTask", "check_same_classes"]
@@ -62,6 +62,8 @@ class ClassificationTask(Task):
         if data.transform == "standard" and data.name != "relational":
             return {}
         why = "data.transform is none" if data.transform == "none" else "the relational data normalises itself"
+        if data.transform not in ("standard", "none"):
+            why = USER_TRANSFORM
         return {name: why for name in ("mean", "std", "color_jitter", "crop_scale", "eval_crop_ratio")}
 
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
@@ -111,7 +113,11 @@ class ClassificationTask(Task):
     def image_transform(self, *, train: bool) -> Any:
         """The transform the datasets get (PIL image -> normalised tensor): ``glore.data.transforms``' random resized
         crop (training) or resize and centre crop (evaluation) with ``data.*``; None for ``data.transform: none``
-        and for the relational data, which makes normalised tensors itself."""
+        and for the relational data, which makes normalised tensors itself; the user's factory's with
+        ``data.transform: "package.module:factory"``."""
+        custom = user_transform(self.config, train=train)
+        if custom is not None:
+            return custom
         d = self.config.data
         if d.transform != "standard" or generated(d.name):
             return None

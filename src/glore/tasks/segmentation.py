@@ -25,7 +25,7 @@ from glore.engine.config import DataConfig
 from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
-from ._common import build_zoo_model, resolve_task_args
+from ._common import USER_TRANSFORM, build_zoo_model, resolve_task_args, user_transform
 from ._inputs import generated, generated_image_tensor, input_batch, read_input_image
 
 __all__ = [
@@ -240,6 +240,8 @@ class SegmentationTask(Task):
         }
         if data.transform == "none":
             unused.update(mean="data.transform is none", std="data.transform is none")
+        elif data.transform != "standard":
+            unused.update(mean=USER_TRANSFORM, std=USER_TRANSFORM)
         return unused
 
     # -- data and network ---------------------------------------------------------------------------------------
@@ -251,7 +253,7 @@ class SegmentationTask(Task):
 
         d, a = self.config.data, self.args
         kwargs = {**d.kwargs, **(d.train_kwargs if train else d.val_kwargs)}
-        transform = None
+        transform = user_transform(self.config, train=train)
         if d.transform == "standard":
             if train:
                 transform = build_seg_transform(
@@ -341,7 +343,7 @@ class SegmentationTask(Task):
 
         d = self.config.data
         if d.transform != "standard":
-            return None
+            return user_transform(self.config, train=False)
         return build_seg_transform(False, resize=self.args["eval_resize"], mean=d.mean, std=d.std)
 
     def load_input(self, path: str) -> Any:

@@ -31,7 +31,7 @@ from glore.engine.config import Config, ConfigError, DataConfig
 from glore.engine.settings import Setting, settings_table
 from glore.engine.task import Meter, Task, register_task
 
-from ._common import build_zoo_model, dataset_parameters, resolve_task_args
+from ._common import USER_TRANSFORM, build_zoo_model, dataset_parameters, resolve_task_args, user_transform
 from ._inputs import dataset_option, generated, input_batch, video_dataset, video_views
 
 __all__ = ["VideoTask", "official_precise_batchnorm", "precise_bn_frozen", "precise_batchnorm"]
@@ -90,8 +90,13 @@ class VideoTask(Task):
         if "mean" not in dataset_parameters(data.name):
             why = f"{data.name} makes normalised clips itself"
             unused.update(mean=why, std=why)
-        else:  # a decoding dataset has one preprocessing: its own sampling, crops and normalisation
-            unused["transform"] = f"{data.name} decodes, crops and normalises clips itself; leave it at standard"
+        elif data.transform == "none":  # a decoding dataset needs a clip transform: its own, or a user's factory's
+            unused["transform"] = (
+                f"{data.name} decodes, crops and normalises clips itself; leave it at standard or name a "
+                "'package.module:factory'"
+            )
+        if data.transform not in ("standard", "none"):
+            unused.update(mean=USER_TRANSFORM, std=USER_TRANSFORM)
         return unused
 
     @classmethod
@@ -121,6 +126,9 @@ class VideoTask(Task):
         parameters = dataset_parameters(d.name)
         if "train" in parameters:
             kwargs.setdefault("train", train)
+        custom = user_transform(self.config, train=train)
+        if custom is not None:
+            kwargs["transform"] = custom
         if "mean" in parameters:  # a decoding dataset: it normalises with data.mean/std where the recipe sets them
             defaults = DataConfig()
             for name in ("mean", "std"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -285,9 +285,10 @@ class VideoFolder(Kinetics):
 
 class _OfficialSplits(VideoDataset):
     """A dataset read from official split files: ``split`` "train" or "test" ("val" means "test") of ``fold`` 1-3;
-    subclasses read their files in ``_read``."""
+    subclasses name themselves and their split-file reader (``layouts``)."""
 
     name = ""
+    reader: Callable[[Path, str, int], tuple[list[tuple[str, int]], list[str]]]
 
     def __init__(
         self,
@@ -302,12 +303,9 @@ class _OfficialSplits(VideoDataset):
         split = check_split(split, {"train": "train", "val": "test", "test": "test"}, self.name)
         if fold not in (1, 2, 3):
             raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
-        videos, classes = self._read(Path(root), split, fold)
+        videos, classes = type(self).reader(Path(root), split, fold)
         train = split == "train" if train is None else train
         super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
-
-    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
-        raise NotImplementedError
 
 
 class UCF101(_OfficialSplits):
@@ -322,9 +320,7 @@ class UCF101(_OfficialSplits):
     """
 
     name = "ucf101"
-
-    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
-        return ucf101_split(root, split, fold)
+    reader = staticmethod(ucf101_split)
 
 
 class HMDB51(_OfficialSplits):
@@ -340,6 +336,4 @@ class HMDB51(_OfficialSplits):
     """
 
     name = "hmdb51"
-
-    def _read(self, root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
-        return hmdb51_split(root, split, fold)
+    reader = staticmethod(hmdb51_split)
