@@ -31,11 +31,13 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ._base import Batch, ImageListDataset, ImageReadError, Transform, check_classes, check_on_error, collate
+from ._base import ImageListDataset, Transform, check_classes, check_on_error
+from .batching import Batch, collate
 from .cifar import CIFAR10, CIFAR100
 from .cityscapes import CityscapesDataset
 from .cub import CUB200
 from .folder import ImageFolder
+from .image_decoding import ImageReadError, read_image
 from .segmentation import SegFolder, SegmentationDataset
 from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset, RelationalVideoDataset
 from .transforms import (
@@ -60,6 +62,7 @@ __all__ = [
     "load_transform",
     "ImageListDataset",
     "ImageReadError",
+    "read_image",
     "CUB200",
     "ImageFolder",
     "CIFAR10",

@@ -1,25 +1,20 @@
-"""What the file-backed datasets share: reading an image with Pillow, the ``on_error`` policy, and ``collate``."""
+"""What the file-backed datasets share: the checks of their arguments (split, root, ``on_error``, class lists) and
+``ImageListDataset``, a list of labelled image files. Reading images is ``image_decoding``, batching ``batching``."""
 
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
+from .image_decoding import ImageReadError, read_image
 from .transforms import to_tensor
 
 __all__ = [
-    "Batch",
-    "collate",
     "ImageListDataset",
-    "ImageReadError",
-    "read_image",
     "ON_ERROR",
     "check_on_error",
     "check_split",
@@ -32,69 +27,6 @@ logger = logging.getLogger("glore.data")
 ON_ERROR = ("raise", "skip")
 
 Transform = Callable[..., torch.Tensor]
-
-
-class Batch(NamedTuple):
-    """A collated batch.
-
-    Attributes:
-        inputs: the stacked inputs, or any pytree of stacked tensors (e.g. images (n, C, H, W)); an empty tensor of
-            shape (0,) when every sample was skipped.
-        targets: the stacked targets, or any pytree of them (class labels: int64 of shape (n,)).
-        meta: per-sample metadata by key (``{"id": [...], "size": [...]}``): a list of the samples' values for each
-            key the samples' meta dicts have; ``{}`` when samples carry none.
-        skipped: how many samples of this batch could not be read and were dropped (``on_error="skip"``).
-    """
-
-    inputs: Any
-    targets: Any
-    meta: dict[str, list[Any]]
-    skipped: int
-
-
-def _stack(values: list[Any]) -> Any:
-    """Stack a list of same-structured values: tensors, numbers, or dicts/lists/tuples of them."""
-    first = values[0]
-    if isinstance(first, torch.Tensor):
-        return torch.stack(values)
-    if isinstance(first, numbers.Integral):
-        return torch.as_tensor(values, dtype=torch.long)
-    if isinstance(first, numbers.Real):
-        return torch.as_tensor(values, dtype=torch.float32)
-    if isinstance(first, dict):
-        return {key: _stack([v[key] for v in values]) for key in first}
-    if isinstance(first, list | tuple):
-        return type(first)(_stack(list(parts)) for parts in zip(*values, strict=True))
-    raise TypeError(f"collate: cannot stack values of type {type(first).__name__}; expected tensors or numbers")
-
-
-def collate(batch: Sequence[tuple[Any, ...] | None]) -> Batch:
-    """Stack ``(input, target)`` or ``(input, target, meta)`` samples into a ``Batch``, dropping the ``None`` of
-    unreadable samples.
-
-    Inputs and targets may be tensors, numbers or nested dicts/lists/tuples of them (stacked leaf by leaf); ``meta``
-    is a dict whose values are kept as per-sample lists. Use it as every DataLoader's ``collate_fn``; summing
-    ``Batch.skipped`` over an epoch gives the number of samples skipped in it.
-
-    Args:
-        batch: the samples the DataLoader gathered; ``None`` for a sample skipped under ``on_error="skip"``.
-
-    Returns:
-        ``Batch(inputs, targets, meta, skipped)``.
-    """
-    kept = [sample for sample in batch if sample is not None]
-    skipped = len(batch) - len(kept)
-    if not kept:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), {}, skipped)
-    if any(not isinstance(s, tuple | list) or len(s) not in (2, 3) for s in kept):
-        raise TypeError("collate: expected samples (input, target) or (input, target, meta)")
-    inputs = _stack([sample[0] for sample in kept])
-    targets = _stack([sample[1] for sample in kept])
-    meta: dict[str, list[Any]] = {}
-    if len(kept[0]) == 3:
-        for key in kept[0][2]:
-            meta[key] = [sample[2].get(key) for sample in kept]
-    return Batch(inputs, targets, meta, skipped)
 
 
 def check_on_error(on_error: object) -> str:
@@ -153,36 +85,6 @@ def check_classes(expected: Sequence[str], found: Sequence[str], *, expected_fro
         f"class {i} is {a[i]!r} in {expected_from} but {b[i]!r} in {found_from}: its labels would be scored as "
         "other classes; give both the same class folders"
     )
-
-
-class ImageReadError(OSError):
-    """An image file is missing or cannot be decoded; the message names the file."""
-
-
-def read_image(
-    path: str, *, box: tuple[float, float, float, float] | None = None, draft_size: int | None = None
-) -> Image.Image:
-    """Open and fully decode an image file as RGB.
-
-    Args:
-        path: the image file.
-        box: optional crop (left, top, right, bottom) in the file's pixel coordinates.
-        draft_size: when set, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale keeping both sides >= this size
-            (ignored when ``box`` is set, whose coordinates refer to the full resolution).
-
-    Raises:
-        ImageReadError: the file is missing, truncated or not an image.
-    """
-    try:
-        with Image.open(path) as image:
-            if draft_size is not None and box is None and image.format == "JPEG":
-                image.draft("RGB", (draft_size, draft_size))
-            image = image.convert("RGB")  # decodes the whole file; a truncated one fails here
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
-    if box is not None:
-        image = image.crop(tuple(int(round(v)) for v in box))
-    return image
 
 
 class ImageListDataset(Dataset):

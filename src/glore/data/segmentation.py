@@ -32,8 +32,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._base import ImageReadError, check_on_error, check_root, check_split, read_image
+from ._base import check_on_error, check_root, check_split
 from .folder import IMAGE_EXTENSIONS
+from .image_decoding import ImageReadError, read_image
 from .transforms import build_seg_transform
 
 __all__ = ["SegmentationDataset", "SegFolder", "SegSample", "MaskError", "read_mask", "label_lut"]
