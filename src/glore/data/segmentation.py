@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from ._base import check_on_error, check_root, check_split
 from .folder import IMAGE_EXTENSIONS
-from .image_decoding import ImageReadError, read_image
+from .image_decoding import ImageReadError, MaskError, read_image, read_mask
 from .transforms import build_seg_transform
 
 __all__ = ["SegmentationDataset", "SegFolder", "SegSample", "MaskError", "read_mask", "label_lut"]
@@ -46,11 +46,6 @@ _SPLITS = {"train": "train", "val": "val", "test": "test"}
 SegTransform = Any  # callable (image, masks, generator=None) -> (tensor, [mask tensors])
 
 
-class MaskError(ValueError):
-    """A mask does not fit its image or holds values that are neither a class nor the ignore label; the message
-    names the file."""
-
-
 class SegSample(NamedTuple):
     """One sample's files: its id, the image, the label mask and (Cityscapes) the instance-id image or None."""
 
@@ -58,28 +53,6 @@ class SegSample(NamedTuple):
     image: str
     mask: str
     instances: str | None = None
-
-
-def read_mask(path: str) -> np.ndarray:
-    """Decode a single-channel PNG (mode L, P, I;16 or I) into an integer array (H, W) of its raw values.
-
-    Raises:
-        ImageReadError: the file is missing, truncated or not an image.
-        MaskError: the image has several channels.
-    """
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode not in ("L", "P", "I", "I;16", "I;16B", "1"):
-                raise MaskError(f"mask {path!r} has mode {mode!r}; expected a single-channel index PNG (L, P or I)")
-            array = np.array(image)  # decodes the whole file; a truncated one fails here
-    except MaskError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"cannot read mask {path!r}: {error}") from error
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    return array
 
 
 def label_lut(num_values: int, mapping: dict[int, int]) -> np.ndarray:
