@@ -143,6 +143,8 @@ def _network(config, **changes):
     kwargs = {**m.kwargs, **changes}
     glore = kwargs.pop("glore", m.glore)
     if "head" in kwargs:  # the FCN has no backbone units in the demo
+        if kwargs["head"] == "fcn":
+            kwargs.pop("unit_args", None)
         return create_model(m.name, num_classes=3, **kwargs).double().eval()
     glore_args = {"zero_init": False} if glore else {}  # an active unit, not the identity of a new one
     net = create_model(m.name, num_classes=2, glore=glore, glore_args=glore_args, **kwargs)
@@ -227,7 +229,7 @@ def test_segmentation_plain_head_cannot_see_the_marker_from_an_object() -> None:
     dataset = RelationalSegDataset("val", num_samples=4, **config.data.kwargs)
     torch.manual_seed(0)
     plain = _network(config, head="fcn")
-    glore = _network(config, head="glore", unit_args={"zero_init": False})
+    glore = _network(config, head="glore", unit_args={"zero_init": False})  # as the recipe's head starts
 
     def logits(model, image: np.ndarray) -> torch.Tensor:
         x = (torch.from_numpy(image).permute(2, 0, 1).double() / 255 - 0.5) / 0.25

@@ -83,13 +83,13 @@ def test_demo_quick(tmp_path, capsys):
     shrink = ["--set", "model.kwargs.widths=[8,8,16,16]", "--set", "model.kwargs.stem_width=8"]
     assert main(["demo", "classification", "--quick", "--output", str(tmp_path), *shrink]) == 0
     printed = capsys.readouterr().out
-    assert "| model | GloRe units | test top1 | test mean class acc | best val top1 |" in printed
-    assert "| baseline | none |" in printed and "| glore | res4:1 |" in printed
-    for name in ("report.md", "curves.png", "baseline/best.pt", "glore/best.pt", "glore/curves.png"):
+    assert "| model | GloRe units | seeds | test top1 | test mean class acc |" in printed
+    assert "| baseline | none | 1 |" in printed and "| glore | res3:1,res4:1 | 1 |" in printed
+    for name in ("report.md", "curves.png", "baseline/seed0/best.pt", "glore/seed0/best.pt", "glore/seed0/curves.png"):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
-    assert "| glore | res4:1 |" in report and "![" in report
-    assert load_checkpoint(out / "baseline" / "best.pt")["model_config"]["glore"] is None
+    assert "| glore | res3:1,res4:1 | 1 |" in report and "![" in report
+    assert load_checkpoint(out / "baseline" / "seed0" / "best.pt")["model_config"]["glore"] is None
 
 
 def test_metrics_json_is_strict():

@@ -393,7 +393,7 @@ _MARKER_COLOURS = {
     "magenta": ((0.8, 0.0, 0.8), (1.0, 0.2, 1.0)),
     "cyan": ((0.0, 0.8, 0.8), (0.2, 1.0, 1.0)),
 }
-_SEG_RULES = ("marker", "match")
+_SEG_RULES = ("marker", "match", "same_colour")
 _SEG_DEFAULT_NUM_SAMPLES = {"train": 4000, "val": 1000, "test": 1000}
 SEG_IGNORE_INDEX = 255
 
@@ -410,6 +410,9 @@ class RelationalSegDataset(Dataset):
       ``num_classes - 1`` colours, equally likely). Classes: ``background``, ``red``, ``green``, ...
     - ``"match"``: the marker is red; an object gets class 1 (``same``) if its shape is the marker's shape, else 2
       (``different``); each object is "same" with probability 1/2.
+    - ``"same_colour"``: the marker is red or green, and so are all the objects of an image (one colour, drawn
+      independently of the marker's); every object gets class 1 (``same``) when its colour is the marker's, else 2
+      (``different``).
 
     Why local features cannot solve it: an object's look (shape, size, grey level) is drawn independently of its
     class, so a pixel's neighbourhood that does not reach the marker predicts an object's class no better than chance
@@ -419,11 +422,11 @@ class RelationalSegDataset(Dataset):
     A check on 2000 training images, 45 s of CPU training each: a 3-layer conv net (receptive field about 15 px)
     reached val mIoU 0.34 (object classes 0.01-0.29 IoU), the same net with a global max-pool branch 0.87.
 
-    With ``min_gap`` set (``"marker"`` rule), the marker lies at one side of the image and every object at least
-    ``min_gap`` pixels away from the marker's box along the same axis (x or y, drawn at random), so the argument is
-    exact: a network whose output pixel sees at most ``min_gap + 1`` pixels along each axis predicts an object pixel
-    the same way whatever the marker's colour, and with ``K`` equally likely colours it labels at most ``1 / K`` of
-    the object pixels right, however long it trains.
+    With ``min_gap`` set (``"marker"`` or ``"same_colour"`` rule), the marker lies at one side of the image and every
+    object at least ``min_gap`` pixels away from the marker's box along the same axis (x or y, drawn at random), so
+    the argument is exact: a network whose output pixel sees at most ``min_gap + 1`` pixels along each axis predicts
+    an object pixel the same way whatever the marker's colour, and with ``K`` equally likely marker colours it labels
+    at most ``1 / K`` of the object pixels right, however long it trains (``"same_colour"``: K = 2).
 
     Images are generated in ``__getitem__`` from (seed, split, index) with numpy, so workers agree and splits never
     overlap; 64 x 64 images take well under a millisecond each. The marker's colour comes from a random stream of
@@ -438,14 +441,14 @@ class RelationalSegDataset(Dataset):
         num_samples: images in this split (default 4000 train, 1000 val and test).
         image_size: side of the square images (>= 32).
         seed: base seed.
-        rule: "marker" or "match".
+        rule: "marker", "match" or "same_colour".
         num_classes: classes including the background: 3 to 7 for "marker" (2 to 6 marker colours); 3 for "match".
         num_blobs: (min, max) objects per image (1 to 6).
         blob_size: (min, max) side of an object as a fraction of ``image_size``.
         marker_size: side of the marker as a fraction of ``image_size``.
         min_distance: least distance from the marker's centre to any object's centre, as a fraction of the size.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
-        min_gap: when set (``"marker"`` rule only), the marker sits at one side and the objects at least
+        min_gap: when set (``"marker"`` and ``"same_colour"``), the marker sits at one side and the objects at least
             ``min_gap`` pixels from its box along one axis; ``min_distance`` is then not used.
 
     Samples are ``(image (3, H, W) float, mask (H, W) int64, {"id": "<split>/<index>", "size": (H, W)})``.
@@ -474,7 +477,7 @@ class RelationalSegDataset(Dataset):
         if rule not in _SEG_RULES:
             raise ValueError(f"rule must be one of {_SEG_RULES}, got {rule!r}")
         self.rule = rule
-        if rule == "match":
+        if rule in ("match", "same_colour"):
             self.num_classes = _check_int("num_classes", num_classes if num_classes != 4 else 3, 3, 3)
             self.classes = ["background", "same", "different"]
         else:
@@ -500,8 +503,8 @@ class RelationalSegDataset(Dataset):
         self._marker_px = max(5, round(self.marker_size * self.image_size))
         self.min_gap = None if min_gap is None else _check_int("min_gap", min_gap, 0)
         if self.min_gap is not None:
-            if rule != "marker":
-                raise ValueError(f"min_gap is for rule='marker', got rule={rule!r}")
+            if rule == "match":
+                raise ValueError("min_gap is for rule='marker' or 'same_colour', got rule='match'")
             if self._marker_px + self.min_gap + self._blob_px[1] > self.image_size:
                 raise ValueError(
                     f"min_gap={self.min_gap} leaves no room for a {self._marker_px} px marker and a "
@@ -540,32 +543,44 @@ class RelationalSegDataset(Dataset):
         mask = np.zeros((size, size), dtype=np.uint8)
 
         colours = list(_MARKER_COLOURS)
-        if self.rule == "marker":
-            drawn = colours[int(self._rng(index, 1).integers(self.num_classes - 1))]
-            if colour is not None and colour not in self.classes[1:]:
-                raise ValueError(f"colour must be one of {self.classes[1:]}, got {colour!r}")
+        object_colour = None
+        if self.rule in ("marker", "same_colour"):
+            choices = self.classes[1:] if self.rule == "marker" else colours[:2]
+            drawn = choices[int(self._rng(index, 1).integers(len(choices)))]
+            if colour is not None and colour not in choices:
+                raise ValueError(f"colour must be one of {choices}, got {colour!r}")
             colour = colour or drawn
             marker_shape = SHAPES[int(rng.integers(len(SHAPES)))]
+            if self.rule == "same_colour":
+                object_colour = colours[int(rng.integers(2))]
         else:
             if colour is not None:
-                raise ValueError("colour: only the 'marker' rule draws a marker colour")
+                raise ValueError("colour: only the 'marker' and 'same_colour' rules draw a marker colour")
             colour = "red"
             marker_shape = SHAPES[int(rng.integers(3))]
         m = self._marker_px
+        if self.rule == "marker":
+            label = 1 + colours.index(colour)
+        elif self.rule == "same_colour":
+            label = 1 if object_colour == colour else 2
         if self.min_gap is not None:
             boxes, shapes = self._place_apart(rng)
             marker_box = boxes[0]
-            blobs = [(box, shape, 1 + colours.index(colour)) for box, shape in zip(boxes[1:], shapes, strict=True)]
+            blobs = [(box, shape, label) for box, shape in zip(boxes[1:], shapes, strict=True)]
         else:
             marker_box, blobs = self._place_around(rng, marker_shape)
-            if self.rule == "marker":
-                blobs = [(box, shape, 1 + colours.index(colour)) for box, shape, _ in blobs]
+            if self.rule != "match":
+                blobs = [(box, shape, label) for box, shape, _ in blobs]
         mx, my = marker_box[:2]
 
         for box, shape, label in blobs:
             left, top, right, bottom = box
             region = _shape_mask(shape, right - left)
-            image[top:bottom, left:right][region] = rng.uniform(0.55, 0.95)
+            if object_colour is None:  # grey
+                image[top:bottom, left:right][region] = rng.uniform(0.55, 0.95)
+            else:
+                shade = _MARKER_COLOURS[object_colour]
+                image[top:bottom, left:right][region] = rng.uniform(shade[0], shade[1]).astype(np.float32)
             mask[top:bottom, left:right][region] = label
         palette = _MARKER_COLOURS[colour]
         region = _shape_mask(marker_shape, m)
@@ -595,7 +610,7 @@ class RelationalSegDataset(Dataset):
                     break
             else:  # a crowded image gets fewer objects (at least the first always fits at the defaults)
                 continue
-            if self.rule == "marker":
+            if self.rule != "match":
                 shape, label = SHAPES[int(rng.integers(len(SHAPES)))], 0  # the label follows the marker's colour
             elif rng.integers(2):
                 shape, label = marker_shape, 1
