@@ -24,9 +24,10 @@ videofolder    ``root/<split>/<class>/<video>`` (video)                         
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -39,7 +40,6 @@ from .cub import CUB200
 from .folder import ImageFolder
 from .image_decoding import ImageReadError, read_image
 from .segmentation import SegFolder, SegmentationDataset
-from .synthetic import RELATIONAL_MEAN, RELATIONAL_STD, RelationalDataset, RelationalSegDataset, RelationalVideoDataset
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -85,24 +85,68 @@ __all__ = [
     "RELATIONAL_STD",
 ]
 
-_DATASETS: dict[str, Callable[..., Dataset]] = {
-    "cub200": CUB200,
-    "imagefolder": ImageFolder,
-    "cifar10": CIFAR10,
-    "cifar100": CIFAR100,
-    "relational": RelationalDataset,
-    "cityscapes": CityscapesDataset,
-    "segfolder": SegFolder,
-    "relational_seg": RelationalSegDataset,
-    "relational_video": RelationalVideoDataset,
-    "kinetics": Kinetics,
-    "ucf101": UCF101,
-    "hmdb51": HMDB51,
-    "videofolder": VideoFolder,
+_GENERATED_MODULE = "glore.data.synthetic"
+"""Where the generated datasets of the demos live; ``glore.data`` imports it when one is first used."""
+_GENERATED_NAMES = {
+    "RelationalDataset",
+    "RelationalSegDataset",
+    "RelationalVideoDataset",
+    "RELATIONAL_MEAN",
+    "RELATIONAL_STD",
 }
+
+
+class _Registry(Mapping[str, Callable[..., Dataset]]):
+    """Dataset classes by name. An entry given as ``"module:Name"`` is imported when it is first looked up, so that
+    the generated datasets can live beside the demos without the core data package importing them."""
+
+    def __init__(self, entries: Mapping[str, Callable[..., Dataset] | str]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> Callable[..., Dataset]:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, attribute = entry.split(":")
+            entry = self._entries[name] = getattr(importlib.import_module(module), attribute)
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_DATASETS = _Registry(
+    {
+        "cub200": CUB200,
+        "imagefolder": ImageFolder,
+        "cifar10": CIFAR10,
+        "cifar100": CIFAR100,
+        "relational": f"{_GENERATED_MODULE}:RelationalDataset",
+        "cityscapes": CityscapesDataset,
+        "segfolder": SegFolder,
+        "relational_seg": f"{_GENERATED_MODULE}:RelationalSegDataset",
+        "relational_video": f"{_GENERATED_MODULE}:RelationalVideoDataset",
+        "kinetics": Kinetics,
+        "ucf101": UCF101,
+        "hmdb51": HMDB51,
+        "videofolder": VideoFolder,
+    }
+)
 
 # Datasets that need no files on disk.
 _BUILT_IN = {"relational", "relational_seg", "relational_video"}
+
+
+def __getattr__(name: str) -> Any:
+    # glore.data.RelationalDataset ... and RELATIONAL_MEAN/STD: the demos' generated data, imported on first use.
+    if name in _GENERATED_NAMES:
+        return getattr(importlib.import_module(_GENERATED_MODULE), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_datasets() -> list[str]:
