@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._base import check_on_error, check_split
+from .._base import check_classes, check_on_error, check_split
 from ..transforms.functional import randint
 from ..transforms.video import build_video_transform
 from .decoding import VideoReadError, read_frames, video_info
@@ -296,6 +296,7 @@ class _OfficialSplits(VideoDataset):
         split: str = "train",
         *,
         fold: int = 1,
+        classes: Sequence[str] | None = None,
         on_error: str = "raise",
         train: bool | None = None,
         **kwargs: Any,
@@ -303,7 +304,10 @@ class _OfficialSplits(VideoDataset):
         split = check_split(split, {"train": "train", "val": "test", "test": "test"}, self.name)
         if fold not in (1, 2, 3):
             raise ValueError(f"fold: expected 1, 2 or 3, got {fold!r}")
-        videos, classes = type(self).reader(Path(root), split, fold)
+        videos, found = type(self).reader(Path(root), split, fold)
+        if classes is not None:  # the split files name every class: the classes given must be the same list
+            check_classes(classes, found, expected_from="classes (the training split's)", found_from=f"{root}")
+        classes = found
         train = split == "train" if train is None else train
         super().__init__(videos, classes, train=train, on_error=on_error, **kwargs)
 
