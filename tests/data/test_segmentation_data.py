@@ -11,8 +11,8 @@ from PIL import Image
 
 from glore.data import build_seg_transform, collate, create_dataset
 from glore.data.segmentation import MaskError
-from glore.data.synthetic import _MARKER_COLOURS, RelationalSegDataset
 from glore.data.transforms.functional import pad_crop
+from glore.tools.demo_data import _MARKER_COLOURS, RelationalSegDataset
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])

@@ -10,14 +10,14 @@ cub200         CUB-200-2011 as distributed (``images.txt`` ... ``images/``)     
 imagefolder    ``root/<split>/<class>/<image>``                                 train, val, test
 cifar10        ``cifar-10-batches-py`` pickle batches                           train, test (val = test)
 cifar100       ``cifar-100-python`` pickle batches, fine labels                 train, test (val = test)
-relational     generated, no files (see ``glore.data.synthetic``)               train, val, test
+relational     generated, no files (``glore.tools.demo_data``)                 train, val, test
 cityscapes     ``leftImg8bit/`` + ``gtFine/`` as distributed (segmentation)      train, val, test
 segfolder      ``images/<split>/``, ``masks/<split>/``, ``classes.txt``         train, val, test
-relational_seg generated segmentation, no files (``glore.data.synthetic``)     train, val, test
+relational_seg generated segmentation, no files (``glore.tools.demo_data``)   train, val, test
 kinetics       class folders, official CSV or ``id label path`` list (video)    train, val, test
 ucf101         ``ucfTrainTestlist/`` split files, fold 1-3 (video)              train, test (val = test)
 hmdb51         ``*_test_split{N}.txt`` split files, fold 1-3 (video)            train, test (val = test)
-relational_video generated video, no files (``glore.data.synthetic``)         train, val, test
+relational_video generated video, no files (``glore.tools.demo_data``)       train, val, test
 videofolder    ``root/<split>/<class>/<video>`` (video)                         train, val, test
 =============  ===============================================================  ==============================
 """
@@ -85,7 +85,7 @@ __all__ = [
     "RELATIONAL_STD",
 ]
 
-_GENERATED_MODULE = "glore.data.synthetic"
+_GENERATED_MODULE = "glore.tools.demo_data"
 """Where the generated datasets of the demos live; ``glore.data`` imports it when one is first used."""
 _GENERATED_NAMES = {
     "RelationalDataset",

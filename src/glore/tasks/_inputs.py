@@ -57,7 +57,7 @@ def read_input_image(path: str, *, draft_size: int | None = None) -> Any:
 
 def generated_image_tensor(path: str) -> torch.Tensor:
     """An image file normalised as the generated datasets normalise their pictures: (3, H, W)."""
-    from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+    from glore.data import RELATIONAL_MEAN, RELATIONAL_STD
     from glore.data.transforms import normalize, to_tensor
 
     return normalize(to_tensor(read_input_image(path)), RELATIONAL_MEAN, RELATIONAL_STD)

@@ -154,7 +154,7 @@ class ClassificationTask(Task):
         """``data.mean``/``data.std``; the generated data's own statistics for it; none (0 and 1) without the
         standard transform."""
         if generated(self.config.data.name):
-            from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+            from glore.data import RELATIONAL_MEAN, RELATIONAL_STD
 
             return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
         if self.config.data.transform != "standard":  # pixels in [0, 1], not normalised

@@ -388,7 +388,7 @@ class SegmentationTask(Task):
         statistics, ImageNet's for files)."""
         if self.config.data.transform == "standard":
             return super().input_normalization()
-        from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+        from glore.data import RELATIONAL_MEAN, RELATIONAL_STD
         from glore.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         if generated(self.config.data.name):

@@ -250,7 +250,7 @@ class VideoTask(Task):
         """The statistics the evaluation clips are normalised with: the video dataset's (``data.mean``/``data.std``
         or its preprocessing preset's), or the generated data's own."""
         if generated(self.config.data.name):
-            from glore.data.synthetic import RELATIONAL_MEAN, RELATIONAL_STD
+            from glore.data import RELATIONAL_MEAN, RELATIONAL_STD
 
             return tuple(RELATIONAL_MEAN), tuple(RELATIONAL_STD)
         dataset = video_dataset("", self.dataset_kwargs(train=False))

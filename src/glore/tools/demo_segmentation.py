@@ -3,7 +3,7 @@
 Every grey object's class is the colour of one small marker placed at the far side of the image, beyond what the
 plain FCN sees: its receptive field (25 pixels, ``configs/demo_segmentation.yaml``) is smaller than the gap between
 the marker and any object (``min_gap``), so its prediction for an object pixel is the same whatever the marker's
-colour (``glore.data.synthetic.RelationalSegDataset``). The GloRe head must carry the marker's colour across the
+colour (``glore.tools.demo_data.RelationalSegDataset``). The GloRe head must carry the marker's colour across the
 image. The demo trains ``fcn_resnet_small`` with the plain FCN head and with the GloRe head, three seeds each, and
 compares test mIoU; its sampling noise is a bootstrap over the test images (``miou_noise``).
 """

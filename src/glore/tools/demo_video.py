@@ -4,7 +4,7 @@ A clip shows a coloured square in its first frames and another, elsewhere, in it
 the two colours are equal. Every temporal kernel of the network is 1 (``configs/demo_video.yaml``), as in the C2D
 baseline of the Non-local paper: without units each position of each layer sees one frame, the global average pool
 sums a start term and an end term, and a linear classifier of such a sum cannot tell "same" from "different"
-(``glore.data.synthetic.RelationalVideoDataset``). The units after res3 and res4 are the network's only path across
+(``glore.tools.demo_data.RelationalVideoDataset``). The units after res3 and res4 are the network's only path across
 frames. The demo trains ``resnet_small_3d`` without and with them, three seeds each, and compares test video accuracy.
 """
 

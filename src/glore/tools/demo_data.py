@@ -1,4 +1,6 @@
-"""``relational``: a built-in image dataset whose label is a relation between two objects placed far apart.
+"""The demos' generated datasets (registered in ``glore.data``: configs name them as any other dataset).
+
+``relational``: a built-in image dataset whose label is a relation between two objects placed far apart.
 
 Each image shows a red object and a blue object, at least ``min_distance * image_size`` apart (centre to centre),
 among ``num_distractors`` objects of other colours, on a noisy background. The label is 1 ("same") when the red and
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._base import Transform, check_on_error, check_split
+from glore.data._base import Transform, check_on_error, check_split
 
 __all__ = [
     "RelationalDataset",
@@ -435,8 +437,8 @@ class RelationalSegDataset(Dataset):
     Args:
         split: "train", "val" or "test".
         transform: joint transform ``(image, masks, generator=None) -> (tensor, masks)`` applied to the RGB PIL
-            image and the mask (``glore.data.joint_transforms``; a flip keeps the labels, a crop may cut the marker
-            off); None gives the image normalised with ``RELATIONAL_MEAN`` and ``RELATIONAL_STD``.
+            image and the mask (``glore.data.transforms.segmentation``; a flip keeps the labels, a crop may cut the
+            marker off); None gives the image normalised with ``RELATIONAL_MEAN`` and ``RELATIONAL_STD``.
         on_error: accepted for a uniform interface; generation cannot fail.
         num_samples: images in this split (default 4000 train, 1000 val and test).
         image_size: side of the square images (>= 32).
