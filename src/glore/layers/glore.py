@@ -430,13 +430,15 @@ class GloRe(nn.Module):
         ``BN(W_e W_g R) = (diag(g) W_e W_g) R + (beta - g mu)`` with ``g = gamma / sqrt(var + eps)``: no
         nonlinearity separates W_g, W_e and an eval-mode BatchNorm, so one (C, S) matrix and a bias replace
         them and deployment skips S*S*N multiply-adds per sample (the unfused eval-mode unit already folds
-        the norm on every call, so neither form makes a separate pass over the output). Inference only.
+        the norm on every call, so neither form makes a separate pass over the output). Inference only. With
+        ``gcn_act="after"`` the ReLU follows W_g, so only the norm is folded.
 
         Returns:
             self, fused in place.
 
         Raises:
-            RuntimeError: the unit is in training mode, or its norm is not a BatchNorm with running statistics.
+            RuntimeError: the unit is in training mode, its norm is not a BatchNorm with running statistics, or it
+                is a pre-activation unit (no norm after W_e).
         """
         if self.fused:
             return self
