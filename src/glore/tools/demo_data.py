@@ -24,8 +24,10 @@ right side of the threshold, and such a network is right on at most 3 of 4 test 
 
 Images are generated on the fly in ``__getitem__`` with numpy, deterministically from (seed, split, index), so every
 DataLoader worker produces the same image for the same index and ``train``, ``val`` and ``test`` never overlap. The
-label and the shapes come from one random stream and everything else from another, so ``scene(index, shapes=...)``
-draws the same placement, sizes, colours and noise with other shapes (what the tests use to check the argument).
+label and the pair's two shapes come from one random stream and everything else from another, so
+``scene(index, pair=...)`` draws the same placement, sizes, shades and noise with other shapes (what the tests use to
+check the argument). ``relation="colour"`` asks the same of the pair's colours (red or blue each, any shapes): the
+question of ``glore demo classification``.
 """
 
 from __future__ import annotations
