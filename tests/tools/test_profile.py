@@ -147,7 +147,7 @@ def test_profile_reads_the_networks_default_config(capsys):
         ("imagenet_resnet50_glore.yaml", (224, 224)),
         ("cityscapes_fcn_resnet50_glore.yaml", (1024, 2048)),  # whole images
         ("kinetics_resnet50_3d_glore.yaml", (8, 224, 224)),
-        ("demo_segmentation.yaml", (48, 48)),
+        ("demo_segmentation.yaml", (64, 64)),
         ("demo_video.yaml", (8, 32, 32)),
     ],
 )
