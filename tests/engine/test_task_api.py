@@ -357,6 +357,9 @@ def test_validation_and_evaluation_show_progress(tmp_path, capsys):
 
 
 def test_eval_every_is_refused_with_an_iteration_budget(tmp_path):
-    config = tiny_config(str(tmp_path), train={"iterations": 6, "eval_every": 2})
+    with pytest.raises(ValueError, match="train.eval_every: 2 counts epochs, .* set train.eval_every_iters"):
+        tiny_config(str(tmp_path), train={"iterations": 6, "eval_every": 2})  # when the config loads
+    config = tiny_config(str(tmp_path), train={"iterations": 6})
+    config.train.eval_every = 2  # and when a loaded config was edited
     with pytest.raises(ValueError, match="train.eval_every: 2 counts epochs, .* set train.eval_every_iters"):
         train(config, TinyTask(config))

@@ -247,9 +247,11 @@ def test_cached_generated_data(tmp_path, tiny_recipe):
     a = load_checkpoint(tmp_path / "cached" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "plain" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same samples, only computed once
-    bad = tiny_config(str(tmp_path / "bad"), data={"cache": True, "transform": "standard"})
+    with pytest.raises(ValueError, match="data.cache"):  # when the config loads
+        tiny_config(str(tmp_path / "bad"), data={"cache": True, "transform": "standard"})
+    config.data.transform = "standard"  # and when a loaded config was edited
     with pytest.raises(ValueError, match="data.cache"):
-        train(bad, TinyTask(bad))
+        train(config)
 
 
 def test_resume_of_a_finished_run_changes_nothing(tmp_path):
@@ -277,7 +279,7 @@ class _RandomSamples(torch.utils.data.Dataset):
 def test_augmentation_depends_on_sample_and_epoch_only():
     from torch.utils.data import DataLoader
 
-    from glore.engine.trainer import EpochSampler, SeededDataset
+    from glore.engine.sampling import EpochSampler, SeededDataset
 
     def epoch_draws(workers, epoch):
         sampler = EpochSampler(range(12))

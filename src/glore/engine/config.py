@@ -24,12 +24,14 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "EMAConfig",
     "ModelConfig",
     "OptimConfig",
     "OutputConfig",
     "ScheduleConfig",
     "TrainConfig",
     "apply_overrides",
+    "check_config",
     "config_to_dict",
     "load_config",
     "save_config",
@@ -65,6 +67,7 @@ MINIMUMS: dict[str, int] = {
     "train.log_every": 1,
     "train.eval_every": 1,
     "train.checkpoint_every_iters": 1,
+    "train.ema.every": 1,
 }
 # Options that must be positive numbers (floats) when set.
 POSITIVE = ("train.checkpoint_every_minutes",)
@@ -246,6 +249,28 @@ class ScheduleConfig:
 
 
 @dataclass
+class EMAConfig:
+    """An exponential moving average of the weights (``train.ema``), kept beside the trained network, validated and
+    checkpointed in its place: ``val_*`` are the average's metrics and ``best.pt`` holds it.
+
+    Attributes:
+        decay: the average's decay per update: ``ema = decay * ema + (1 - decay) * weights`` (0.9998 at batch 256
+            weighs about the last 5000 iterations).
+        every: update the average after every this many optimiser steps.
+        warmup: a lower decay for the first updates, ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates
+            (TensorFlow's ``ExponentialMovingAverage(num_updates=n)``), so that the average is not dominated by the
+            random initial weights in short runs.
+        validate_raw: also validate the trained network itself, reported as ``raw_val_*`` (one more validation
+            pass at each validation).
+    """
+
+    decay: float = 0.9998
+    every: int = 1
+    warmup: bool = False
+    validate_raw: bool = False
+
+
+@dataclass
 class TrainConfig:
     """The loop.
 
@@ -271,6 +296,8 @@ class TrainConfig:
         checkpoint_every_minutes: also write ``last.pt`` when this many minutes passed since the last checkpoint
             (null: not by time); the default bounds what a crash or a preemption loses to a quarter of an hour
             whatever the recipe's validation interval.
+        ema: keep an exponential moving average of the weights (``EMAConfig``: ``{decay: 0.9998}``), which is
+            validated and checkpointed as the run's network; null: off.
     """
 
     epochs: int = 10
@@ -289,6 +316,7 @@ class TrainConfig:
     deterministic: bool = False
     checkpoint_every_iters: int | None = None
     checkpoint_every_minutes: float | None = 15.0
+    ema: EMAConfig | None = None
 
 
 @dataclass
@@ -363,6 +391,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping of {_keys(tp)}, got {type(value).__name__} {value!r}")
         return _build(tp, value, key)
     if origin in (Union, types.UnionType):
+        inner = _dataclass_of(tp)
+        if inner is not None and isinstance(value, Mapping):  # its own errors name the sub-key
+            return _build(inner, value, key)
         for option in typing.get_args(tp):
             try:
                 return _coerce(value, option, key)
@@ -498,7 +529,7 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
                     where = f"in '{prefix}'" if prefix else "at the top level"
                     raise ConfigError(f"unknown key '{'.'.join(parts)}'; valid keys {where}: {_keys(cls)}")
                 tp = _hints(cls)[part]
-                cls = tp if dataclasses.is_dataclass(tp) else None
+                cls = _dataclass_of(tp)
                 if not last and cls is None and typing.get_origin(tp) is not dict and not _allows_dict(tp):
                     raise ConfigError(
                         f"override {text!r}: '{'.'.join(parts[: depth + 1])}' is a {_type_name(tp)}, it has no sub-keys"
@@ -512,6 +543,16 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
                     node[part] = child
                 node = child
     return values
+
+
+def _dataclass_of(tp: Any) -> Any:
+    """The dataclass ``tp`` is, or that an optional ``tp`` holds (``EMAConfig | None``); else ``None``."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return inner[0] if len(inner) == 1 else None
+    return None
 
 
 def _allows_dict(tp: Any) -> bool:
@@ -557,11 +598,54 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
         values = _deep_copy(loaded)
     apply_overrides(values, overrides)
     config = _build(Config, values)
+    check_config(config)
     # The task's own part (task_args against its typed settings, data.* it would drop), through the task registry.
     from .task import check_task_config
 
     check_task_config(config)
     return config
+
+
+def check_config(config: Config) -> None:
+    """The checks that span several keys, or that a config edited in Python after it loaded must pass again:
+    ``load_config`` runs them, and so does the trainer before it builds anything.
+
+    Raises:
+        ConfigError: one line naming the key and what was expected.
+    """
+    t = config.train
+    for key in ("log_every", "eval_every"):
+        value = getattr(t, key)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"train.{key}: expected a positive int, got {value!r}")
+    if t.iterations is None:
+        if not isinstance(t.epochs, int) or t.epochs < 1:
+            raise ConfigError(f"train.epochs: expected a positive int, got {t.epochs!r}")
+        if t.eval_every_iters is not None:
+            raise ConfigError("train.eval_every_iters: only used with train.iterations; set train.eval_every")
+    else:
+        if not isinstance(t.iterations, int) or t.iterations < 1:
+            raise ConfigError(f"train.iterations: expected a positive int or null, got {t.iterations!r}")
+        if t.eval_every_iters is not None and (not isinstance(t.eval_every_iters, int) or t.eval_every_iters < 1):
+            raise ConfigError(f"train.eval_every_iters: expected a positive int or null, got {t.eval_every_iters!r}")
+        if t.eval_every != 1:
+            raise ConfigError(
+                f"train.eval_every: {t.eval_every} counts epochs, which a train.iterations budget does not use; "
+                "set train.eval_every_iters"
+            )
+    if t.ema is not None:
+        if not isinstance(t.ema, EMAConfig):
+            raise ConfigError(f"train.ema: expected a mapping of {_keys(EMAConfig)} or null, got {t.ema!r}")
+        decay = t.ema.decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+            raise ConfigError(f"train.ema.decay: expected a float in [0, 1), got {decay!r}")
+        if isinstance(t.ema.every, bool) or not isinstance(t.ema.every, int) or t.ema.every < 1:
+            raise ConfigError(f"train.ema.every: expected a positive int, got {t.ema.every!r}")
+    if config.data.cache and config.data.transform != "none":
+        raise ConfigError(
+            "data.cache: caching keeps each sample as first computed, which would freeze random training "
+            "augmentation; use it with data.transform=none (generated data such as relational)"
+        )
 
 
 def save_config(config: Config, path: str | Path) -> None:

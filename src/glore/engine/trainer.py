@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import random
 import signal
 import sys
 import threading
@@ -32,54 +31,50 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils._pytree import tree_map
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader
 
 from .._io import lock_run_folder, remove_stale_temporaries
 from ..layers.helpers import channels_last_format, to_channels_last
-from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .config import Config, ConfigError, config_to_dict, save_config
-from .distributed import (
-    DistInfo,
-    ShardSampler,
-    all_gather_object,
-    all_reduce_sum,
-    init_distributed,
-    sync_buffers,
-    unwrap_model,
-    wrap_model,
-)
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import Config, check_config, config_to_dict, save_config
+from .distributed import DistInfo, all_gather_object, all_reduce_sum, init_distributed, sync_buffers, unwrap_model
+from .ema import WeightEMA
 from .logger import ProgressLine, RunLogger
-from .optim import build_optimizer
-from .sampling import CachedDataset, EpochSampler, SeededDataset
-from .schedules import build_scheduler
+from .resume import (
+    RESUME_FREE_KEYS,
+    RESUME_LONGER_KEYS,
+    check_config_changes,
+    load_weights,
+    read_resume_checkpoint,
+    repair_best,
+)
+from .setup import (
+    AMP_DTYPES,
+    STOP_SIGNALS,
+    build_loaders,
+    build_network,
+    build_optimisation,
+    configure_runtime,
+    eval_loader,
+    seed_everything,
+)
 from .task import Task, build_task
 
-__all__ = ["NonFiniteLossError", "STOP_SIGNALS", "Trainer", "TrainingStopped", "evaluate", "train"]
-
-AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-# Signals that stop training gracefully: what SLURM (--signal), Kubernetes and torchrun send before a kill.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
-
-# Config keys that a resumed run may change without a word in the result: where the data lies, how it is loaded,
-# what is shown and written where.
-RESUME_FREE_KEYS = (
-    "data.root",
-    "data.num_workers",
-    "train.progress",
-    "train.log_every",
-    "train.checkpoint_every_iters",
-    "train.checkpoint_every_minutes",
-    "output.dir",
-    "output.tensorboard",
-    "output.plots",
-    "output.report",
-)
-# Keys a resumed run may raise: a longer schedule (its learning-rate schedule is stretched to the new length).
-RESUME_LONGER_KEYS = ("train.epochs", "train.iterations")
+__all__ = [
+    "AMP_DTYPES",
+    "NonFiniteLossError",
+    "RESUME_FREE_KEYS",
+    "RESUME_LONGER_KEYS",
+    "STOP_SIGNALS",
+    "Trainer",
+    "TrainingStopped",
+    "evaluate",
+    "load_weights",
+    "train",
+]
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
@@ -131,29 +126,6 @@ class NonFiniteLossError(RuntimeError):
             f"{kept}. Lower optim.lr, add warm-up (schedule.warmup_epochs) or gradient clipping "
             f"(optim.clip_grad_norm), {then}."
         )
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM/SIGUSR1 to the training process (a signal sent to the whole process group
-    would otherwise kill them and fail the step the training process is finishing)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-
-
-def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as ``{"a.b.c": value}``."""
-    if not isinstance(values, dict) or (prefix and not values):
-        return {prefix: values}
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def _meter_state(meter: Any) -> Any:
@@ -217,136 +189,20 @@ class Trainer:
         self.amp_dtype = AMP_DTYPES.get(self.config.train.amp)
         return self.info
 
-    def _loader_workers(self) -> int:
-        # Cached samples are ready in memory: worker processes would only add copies between processes.
-        return 0 if self.config.data.cache else self.config.data.num_workers
-
-    def _eval_loader(self, dataset: Dataset, *, persistent: bool = True) -> DataLoader:
-        """A loader over this process's unpadded shard of ``dataset`` (workers kept across passes when
-        ``persistent``)."""
-        cfg, info = self.config, self.info
-        val_batch = cfg.data.val_batch_size or cfg.data.batch_size
-        workers = self._loader_workers()
-        return DataLoader(
-            SeededDataset(dataset, cfg.train.seed),
-            batch_size=max(val_batch // info.world_size, 1),
-            sampler=EpochSampler(ShardSampler(dataset, num_replicas=info.world_size, rank=info.rank)),
-            num_workers=workers,
-            persistent_workers=workers > 0 and persistent,
-            collate_fn=self.task.collate,
-            pin_memory=info.device.type == "cuda",
-            worker_init_fn=_ignore_stop_signals,
-            # Its own generator: validating must not draw from the global one (training would then depend on
-            # how often it validates).
-            generator=torch.Generator().manual_seed(cfg.train.seed),
-        )
-
-    def _check_budget(self) -> None:
-        t = self.config.train
-        for key in ("log_every", "eval_every"):
-            value = getattr(t, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{key}: expected a positive int, got {value!r}")
-        if t.iterations is None:
-            if not isinstance(t.epochs, int) or t.epochs < 1:
-                raise ValueError(f"train.epochs: expected a positive int, got {t.epochs!r}")
-            if t.eval_every_iters is not None:
-                raise ValueError("train.eval_every_iters: only used with train.iterations; set train.eval_every")
-        else:
-            if not isinstance(t.iterations, int) or t.iterations < 1:
-                raise ValueError(f"train.iterations: expected a positive int or null, got {t.iterations!r}")
-            if t.eval_every_iters is not None and (not isinstance(t.eval_every_iters, int) or t.eval_every_iters < 1):
-                raise ValueError(f"train.eval_every_iters: expected a positive int or null, got {t.eval_every_iters!r}")
-            if t.eval_every != 1:
-                raise ValueError(
-                    f"train.eval_every: {t.eval_every} counts epochs, which a train.iterations budget does not use; "
-                    "set train.eval_every_iters"
-                )
-
     def _setup(self) -> None:
-        cfg = self.config
-        t = cfg.train
-        self._check_budget()
-        info = self._init_runtime()
-        if t.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-        elif info.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        # Rank 0 seeds with ``seed`` itself, so one process and rank 0 of many build the same initial network.
-        _seed_everything(t.seed + info.rank)
+        """Build the run (``glore.engine.setup``): the runtime, the data, the network, its optimisation and the
+        average of its weights; then continue from the checkpoint when resuming, and open the logs."""
+        cfg, info = self.config, self._init_runtime()
+        configure_runtime(cfg, info)
+        d = build_loaders(cfg, self.task, info)
+        self.train_set, self.val_set, self.train_sampler = d.train_set, d.val_set, d.train_sampler
+        self.train_loader, self.val_loader, self.per_process_batch = d.train_loader, d.val_loader, d.per_process_batch
+        self.steps_per_epoch, self.total_steps, self.total_epochs = d.steps_per_epoch, d.total_steps, d.total_epochs
+        self.model, self.forward_model, self.model_config = build_network(cfg, self.task, self.train_set, info)
+        o = build_optimisation(cfg, self.model, d, info)
+        self.optimizer, self.scheduler, self.scaler = o.optimizer, o.scheduler, o.scaler
+        self.ema = WeightEMA.from_config(unwrap_model(self.model), cfg.train.ema)
 
-        train_set, val_set = self.task.build_datasets()
-        if cfg.data.cache:
-            if cfg.data.transform != "none":
-                raise ValueError(
-                    "data.cache: caching keeps each sample as first computed, which would freeze random training "
-                    "augmentation; use it with data.transform=none (generated data such as relational)"
-                )
-            train_set = CachedDataset(train_set, cfg.data.num_workers)
-            val_set = CachedDataset(val_set, cfg.data.num_workers) if val_set is not None else None
-        self.train_set, self.val_set = train_set, val_set
-        world = info.world_size
-        if cfg.data.batch_size % world:
-            raise ValueError(
-                f"data.batch_size: the global batch {cfg.data.batch_size} must be divisible by the {world} processes"
-            )
-        self.per_process_batch = cfg.data.batch_size // world
-        # The data order depends on (seed, epoch) and each sample's augmentation on (seed, epoch, index): a
-        # resumed run sees the same data in the same order, whatever the loader workers do.
-        self.train_sampler = EpochSampler(
-            DistributedSampler(train_set, num_replicas=world, rank=info.rank, shuffle=True, seed=t.seed)
-        )
-        workers = self._loader_workers()
-        self.train_loader = DataLoader(
-            SeededDataset(train_set, t.seed),
-            batch_size=self.per_process_batch,
-            sampler=self.train_sampler,
-            num_workers=workers,
-            collate_fn=self.task.collate,
-            pin_memory=info.device.type == "cuda",
-            drop_last=True,
-            # Workers are started once: forking a new set every epoch, while threads of the last epoch's loader
-            # are still exiting, can deadlock the new workers (CPython's fork is not thread-safe).
-            persistent_workers=workers > 0,
-            worker_init_fn=_ignore_stop_signals,
-            generator=torch.Generator().manual_seed(t.seed),
-        )
-        self.steps_per_epoch = len(self.train_loader)
-        if self.steps_per_epoch < 1:
-            raise ValueError(
-                f"data.batch_size: {cfg.data.batch_size} is larger than the training set "
-                f"({len(train_set)} samples); no full batch fits in an epoch"
-            )
-        self.total_steps = t.iterations if t.iterations is not None else t.epochs * self.steps_per_epoch
-        self.total_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        self.val_loader = self._eval_loader(val_set) if val_set is not None else None
-
-        model = self.task.build_model(train_set).to(info.device)
-        if t.channels_last:  # channels_last for 2D kernels, channels_last_3d for the 5-D kernels of video networks
-            model = to_channels_last(model)
-        self.model_config = self.task.model_config(model)
-        self.model = wrap_model(model, info, sync_bn=t.sync_bn)
-        self.forward_model: nn.Module = torch.compile(self.model) if t.compile else self.model
-
-        self.optimizer = build_optimizer(unwrap_model(self.model), cfg)
-        s = cfg.schedule
-        self.scheduler = build_scheduler(
-            self.optimizer,
-            name=s.name,
-            epochs=self.total_epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps,
-            warmup_epochs=s.warmup_epochs,
-            warmup_iters=s.warmup_iters,
-            warmup_start_factor=s.warmup_start_factor,
-            step_size=s.step_size,
-            milestones=s.milestones,
-            gamma=s.gamma,
-            power=s.power,
-            min_lr=s.min_lr,
-        )
-        self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.amp == "float16")
         self.start_step = 0
         self.best_metric = -math.inf if self.best_direction == "max" else math.inf
         self.best_step: int | None = None
@@ -358,12 +214,17 @@ class Trainer:
         self._notes: list[str] = []
         if self.resume:
             self._load_resume_state()
+        self._open_logger()
+
+    def _open_logger(self) -> None:
+        """The run's logs (rank 0 writes), continued from the checkpoint's table when resuming."""
+        cfg, info = self.config, self.info
         resuming = self.start_step > 0
         self.logger = RunLogger(
             self.run_dir,
             enabled=info.is_main,
-            progress=t.progress,
-            log_every=t.log_every,
+            progress=cfg.train.progress,
+            log_every=cfg.train.log_every,
             tensorboard=cfg.output.tensorboard,
             plots=cfg.output.plots,
             resume_epoch=self._epoch_value(self.start_step) if resuming else None,
@@ -383,55 +244,29 @@ class Trainer:
         whole, part = divmod(step, self.steps_per_epoch)
         return whole if part == 0 else step / self.steps_per_epoch
 
-    def _read_resume_checkpoint(self) -> tuple[Path, dict[str, Any]]:
-        """The checkpoint to resume from: ``--resume-from``'s, or ``last.pt``, falling back to ``previous.pt``
-        (saying so) when ``last.pt`` is missing or corrupt."""
-        if not isinstance(self.resume, bool):
-            path = Path(self.resume)
-            if not path.is_file():
-                raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r} to resume from")
-            return path, load_checkpoint(path, map_location=self.device)
-        problems: list[str] = []
-        for name in ("last.pt", "previous.pt"):
-            path = self.run_dir / name
-            if not path.is_file():
-                problems.append(f"{name} is missing")
-                continue
-            try:
-                state = load_checkpoint(path, map_location=self.device)
-            except CheckpointError as error:
-                problems.append(str(error))
-                continue
-            if problems:
-                self._last_is_bad = True
-                self._notes.append(f"resume: {problems[0]}; falling back to the previous checkpoint {str(path)!r}")
-            return path, state
-        if all(p.endswith("is missing") for p in problems):
-            raise FileNotFoundError(
-                f"resume: no checkpoint in {str(self.run_dir)!r} to resume from (no last.pt or previous.pt); "
-                "start the run with the same command without --resume"
-            )
-        raise CheckpointError(
-            f"resume: no whole checkpoint in {str(self.run_dir)!r} ({'; '.join(problems)}); start afresh with "
-            "--overwrite or continue from another checkpoint with --resume-from"
-        )
-
     def _load_resume_state(self) -> None:
-        path, state = self._read_resume_checkpoint()
+        """Continue from the checkpoint (``glore.engine.resume``): the weights and their average, the optimiser,
+        schedule and scaler, the step, the best metric and the table, every process's generators, and inside an
+        epoch its running sums."""
+        path, state, fallback = read_resume_checkpoint(self.resume, self.run_dir, self.device)
+        if fallback is not None:
+            self._last_is_bad = True
+            self._notes.append(fallback)
         saved_optim = ((state.get("config") or {}).get("optim") or {}).get("name")
         if saved_optim is not None and saved_optim != self.config.optim.name:
             raise ValueError(
                 f"optim.name: the checkpoint {str(path)!r} was trained with {saved_optim!r}, this config says "
                 f"{self.config.optim.name!r}; resume with the same optimiser (or start a new run from its weights)"
             )
-        load_weights(unwrap_model(self.model), state["model"], path)
+        self._load_weights(state, path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except ValueError as error:
             raise ValueError(f"resume: the optimiser state of {str(path)!r} does not fit this config: {error}") from (
                 None
             )
-        self._check_config_changes(state.get("config") or {}, path)
+        saved = state.get("config") or {}
+        self._notes += check_config_changes(saved, self.config, path, allow_changes=self.allow_changes)
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -451,16 +286,16 @@ class Trainer:
         if isinstance(rng, list) and len(rng) == self.info.world_size:
             restore_rng_state(rng[self.info.rank])
         else:  # a different number of processes: the data order is still exact, random augmentations are not
-            _seed_everything(self.config.train.seed + self.info.rank + 7919 * self.start_step)
+            seed_everything(self.config.train.seed + self.info.rank + 7919 * self.start_step)
         partial = state.get("partial")
         if isinstance(partial, list) and len(partial) == self.info.world_size:
             # A checkpoint inside an epoch: this process's running sums and, under torchrun, its own BatchNorm
             # statistics (which differ between processes until the epoch's end averages them).
             own = partial[self.info.rank]
             if own is not None:
-                buffers = dict(unwrap_model(self.model).named_buffers())
-                for name, value in (own.get("buffers") or {}).items():
-                    buffers[name].copy_(value)
+                _copy_buffers(unwrap_model(self.model), own.get("buffers"))
+                if self.ema is not None:
+                    _copy_buffers(self.ema.module, own.get("ema_buffers"))
                 self._resume_partial = own
         elif partial:
             self._notes.append(
@@ -468,69 +303,21 @@ class Trainer:
                 f"{self.info.world_size}: this epoch's training metrics cover the iterations from here only"
             )
         if self.info.is_main and isinstance(self.resume, bool):
-            self._repair_best(path, state)
+            note = repair_best(self.run_dir, path, state, step=self.start_step, best_step=self.best_step)
+            if note is not None:
+                self._notes.append(note)
 
-    def _repair_best(self, path: Path, state: dict[str, Any]) -> None:
-        """Rewrite ``best.pt`` from the resumed checkpoint when that checkpoint is the best and the run stopped
-        before ``best.pt`` was written (or ``best.pt`` is damaged)."""
-        if self.best_step is None or int(self.best_step) != self.start_step or state.get("partial") is not None:
+    def _load_weights(self, state: dict[str, Any], path: Path) -> None:
+        """The trained network's weights and, with ``train.ema``, their average. With an average, a checkpoint's
+        ``model`` is the average (the network that was evaluated) and ``trained_model`` the trained network."""
+        trained = state.get("trained_model", state["model"])
+        load_weights(unwrap_model(self.model), trained, path)
+        if self.ema is None:
             return
-        best = self.run_dir / "best.pt"
-        try:
-            current = load_checkpoint(best).get("checksum") if best.is_file() else None
-        except CheckpointError:
-            current = None
-        if current is None or current != state.get("checksum"):
-            save_checkpoint(state, best)
-            self._notes.append(
-                f"resume: best.pt did not hold the best checkpoint (step {self.start_step}); "
-                f"rewritten from {str(path)!r}"
-            )
-
-    def _check_config_changes(self, saved: dict[str, Any], path: Path) -> None:
-        """List the keys this config changes against the checkpoint's; refuse changes that break an exact
-        continuation unless ``allow_changes``."""
-        if not saved:
-            return
-        recorded = _flatten(saved)
-        # A default mapping (model.glore_args: {}) the checkpoint fills with its own keys is not a key of its own.
-        defaults = {
-            k: v
-            for k, v in _flatten(config_to_dict(Config())).items()
-            if not any(r.startswith(k + ".") for r in recorded)
-        }
-        old = {**defaults, **recorded}
-        new = _flatten(config_to_dict(self.config))
-        changes = [(k, old.get(k, "<absent>"), new.get(k, "<absent>")) for k in dict.fromkeys([*old, *new])]
-        changes = [c for c in changes if c[1] != c[2]]
-        if not changes:
-            return
-        free, longer, breaking = [], [], []
-        for key, before, after in changes:
-            text = f"{key} {before!r} -> {after!r}"
-            if key in RESUME_FREE_KEYS:
-                free.append(text)
-            elif key in RESUME_LONGER_KEYS and isinstance(before, int) and isinstance(after, int) and after > before:
-                longer.append(text)
-            else:
-                breaking.append(text)
-        if breaking and not self.allow_changes:
-            raise ConfigError(
-                f"resume: this config changes what {str(path)!r} was trained with: {', '.join(breaking)}; an exact "
-                "continuation needs them as they were: resume with --allow-changes to accept them (the run is then "
-                "no longer bit-for-bit what an uninterrupted run gives), or start a new run in another --output"
-            )
-        if longer:
-            self._notes.append(
-                f"resume: a longer schedule: {', '.join(longer)} (the learning rate schedule is "
-                "stretched to the new length)"
-            )
-        if breaking:
-            self._notes.append(
-                f"resume: continuing with changed {', '.join(breaking)} (--allow-changes): not an exact continuation"
-            )
-        if free:
-            self._notes.append(f"resume: also changed: {', '.join(free)} (no effect on the result)")
+        if "trained_model" in state and state.get("ema") is not None:
+            self.ema.load_state_dict({"model": state["model"], "updates": state["ema"]["updates"]})
+        else:  # train.ema switched on at resume (--allow-changes): the first update copies the resumed weights
+            self._notes.append(f"resume: {str(path)!r} holds no average of the weights; train.ema starts here")
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -614,6 +401,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.step(unwrap_model(self.model), step)
         return loss_value, outputs
 
     def _extra_step(self, batch: Any, params: list[nn.Parameter] | None = None) -> float:
@@ -779,6 +568,16 @@ class Trainer:
         out["val_skipped"] = float(totals[2])
         return out
 
+    def _validate_networks(self) -> dict[str, float]:
+        """Validation at a checkpoint point: with ``train.ema``, ``val_*`` are the average's metrics and, with
+        ``train.ema.validate_raw``, ``raw_val_*`` the trained network's."""
+        if self.ema is None:
+            return self.validate()
+        metrics = self.validate(self.ema.module)
+        if self.config.train.ema.validate_raw:
+            metrics.update({f"raw_{k}": v for k, v in self.validate().items()})
+        return metrics
+
     def _eval_progress(self, total: int) -> ProgressLine:
         """The progress display of a validation pass: the run's, or for ``evaluate`` one on rank 0 alone (a bar on
         a terminal, one line at the end otherwise)."""
@@ -833,16 +632,12 @@ class Trainer:
         cfg = self.config
         rng_states = all_gather_object(capture_rng_state())
         partial_states = None
+        network = unwrap_model(self.model)
         if partial is not None:
             if self.info.distributed:  # each process's own BatchNorm statistics, until the epoch's end syncs them
-                partial = {
-                    **partial,
-                    "buffers": {
-                        name: b.detach().cpu().clone()
-                        for name, b in unwrap_model(self.model).named_buffers()
-                        if b.is_floating_point()
-                    },
-                }
+                partial = {**partial, "buffers": _float_buffers(network)}
+                if self.ema is not None:
+                    partial["ema_buffers"] = _float_buffers(self.ema.module)
             partial_states = all_gather_object(partial)
         elif inside:
             partial_states = [None] * self.info.world_size  # an epoch's end between checkpoint points: no sums
@@ -850,7 +645,8 @@ class Trainer:
         if not self.info.is_main:
             return
         state = {
-            "model": unwrap_model(self.model).state_dict(),
+            # the network that was evaluated: with train.ema the average (trained_model holds the trained one)
+            "model": (self.ema.module if self.ema is not None else network).state_dict(),
             "model_config": self.model_config,
             "config": config_to_dict(cfg),
             "task": cfg.task,
@@ -869,6 +665,9 @@ class Trainer:
             # class names, for `glore predict` (the data may not be at hand where the network is used)
             "classes": [str(c) for c in getattr(self.train_set, "classes", None) or []],
         }
+        if self.ema is not None:
+            state["trained_model"] = network.state_dict()
+            state["ema"] = {"updates": self.ema.updates}
         previous = None if self._last_is_bad else self.run_dir / "previous.pt"
         self.last_good = save_checkpoint(state, self.run_dir / "last.pt", previous=previous)
         self._last_is_bad = False
@@ -924,7 +723,7 @@ class Trainer:
             glore._io.RunFolderLockedError: another process trains in ``output.dir``.
             glore._io.WriteError: a file could not be written (no space, the file-size limit, permission).
         """
-        self._check_budget()
+        check_config(self.config)  # again: a config may be edited after it loaded
         info = self._init_runtime()
         with contextlib.ExitStack() as stack:
             if info.is_main:
@@ -968,8 +767,10 @@ class Trainer:
                 )
                 # Validation shards and the checkpoint must all see the same BatchNorm statistics.
                 sync_buffers(self.model)
+                if self.ema is not None:
+                    sync_buffers(self.ema.module)
                 if self._is_eval_point(step):
-                    metrics.update(self.validate())
+                    metrics.update(self._validate_networks())
                     val_loss = metrics.get("val_loss")
                     if val_loss is not None and not math.isfinite(val_loss):
                         raise NonFiniteLossError(
@@ -1029,38 +830,21 @@ class Trainer:
         return " ".join(parts)
 
 
+def _float_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of ``model``'s floating-point buffers (BatchNorm statistics), on the CPU."""
+    return {name: b.detach().cpu().clone() for name, b in model.named_buffers() if b.is_floating_point()}
+
+
+def _copy_buffers(model: nn.Module, values: dict[str, torch.Tensor] | None) -> None:
+    buffers = dict(model.named_buffers())
+    for name, value in (values or {}).items():
+        buffers[name].copy_(value)
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     from .logger import read_csv
 
     return read_csv(path) if path.is_file() else []
-
-
-def load_weights(model: nn.Module, state_dict: dict[str, Any], path: str | Path) -> None:
-    """``model.load_state_dict(state_dict)``, with a one-line ValueError naming the checkpoint and the first
-    mismatches when it was written by another network (architecture, class count)."""
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        own = model.state_dict()
-        missing = [k for k in own if k not in state_dict][:3]
-        unexpected = [k for k in state_dict if k not in own][:3]
-        shapes = [
-            f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-            for k, v in own.items()
-            if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-        ][:2]
-        detail = "; ".join(
-            part
-            for part in (
-                f"missing {missing}" if missing else "",
-                f"unexpected {unexpected}" if unexpected else "",
-                f"shapes (checkpoint vs network) {shapes}" if shapes else "",
-            )
-            if part
-        )
-        raise ValueError(
-            f"checkpoint {str(path)!r} does not fit the network this config builds: {detail or error}"
-        ) from None
 
 
 def _detach_float(value: Any) -> Any:
@@ -1119,4 +903,4 @@ def evaluate(config: Config, checkpoint: str | Path, task: Task | None = None) -
     if config.train.channels_last:
         model = to_channels_last(model)
     val_set = trainer.task.build_dataset(config.data.val_split, train=False)
-    return trainer.validate(model, trainer._eval_loader(val_set, persistent=False))
+    return trainer.validate(model, eval_loader(config, trainer.task, info, val_set, persistent=False))

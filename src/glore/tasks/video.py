@@ -265,31 +265,32 @@ def _empty(batch: Any) -> bool:
 @torch.no_grad()
 def precise_batchnorm(model: nn.Module, batches: Any, count: int, to_device: Any = lambda b: b) -> int:
     """Replace every BatchNorm's running mean and variance by their plain average over ``count`` batches in training
-    mode (momentum ``None``: a cumulative average), then restore the momenta and the model's mode. Batches with no
-    sample (all skipped as unreadable) are passed over and not counted.
+    mode, with ``torch.optim.swa_utils.update_bn`` (momentum ``None``: a cumulative average, the same tensors as a
+    loop of our own, tests/tasks/test_precise_bn.py), then restore the momenta and the model's mode, also when a
+    batch fails. Batches with no sample (all skipped as unreadable) are passed over and not counted.
 
     Returns:
         The number of batches used (fewer when ``batches`` ends first).
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return 0
-    momenta = [m.momentum for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # running stats become the cumulative average of the batches seen
-    model.train()
+    from torch.optim.swa_utils import update_bn
+
     used = 0
-    try:
+
+    def inputs() -> Any:
+        nonlocal used
         for batch in batches:
             if used >= count:
                 break
             if _empty(batch):  # every sample of it was skipped (data.on_error: skip)
                 continue
-            model(to_device(batch).inputs)
             used += 1
-    finally:
+            yield (to_device(batch).inputs,)  # update_bn calls the model on the first item of a tuple
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta, was_training = [m.momentum for m in norms], model.training
+    try:
+        update_bn(inputs(), model)
+    finally:  # update_bn restores them only when every batch went through
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.train(was_training)
