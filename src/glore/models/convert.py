@@ -60,10 +60,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Default configs of the released networks (keys of glore's default_cfg). Cityscapes: whole 1024 x 2048 images;
-# VOC: images padded to 512 x 512 at evaluation (PaddleSeg's val transforms), one pass each.
+# VOC: each image padded at the bottom and right to 512 x 512 (PaddleSeg's val transforms), one pass: a single
+# 512 x 512 window.
 _PADDLESEG_CFGS = {
     19: {"task": "segmentation", "input_size": (3, 1024, 2048), "crop_pct": 1.0, "eval_mode": "whole"},
-    21: {"task": "segmentation", "input_size": (3, 512, 512), "crop_pct": 1.0, "eval_mode": "whole"},
+    21: {
+        "task": "segmentation",
+        "input_size": (3, 512, 512),
+        "crop_pct": 1.0,
+        "eval_mode": "slide",
+        "eval_crop": (512, 512),
+        "eval_stride": (512, 512),
+    },
 }
 
 
