@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from engine_standins import SimulatedCrash, TinyNet, TinyTask, tiny_config
@@ -178,3 +180,69 @@ def test_ema_switched_on_at_resume(tmp_path):
     train(longer, TinyTask(longer), resume=True, allow_changes=True)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["ema"] == {"updates": 4}  # the epoch after the resume
+
+
+@pytest.mark.slow
+def test_two_processes_resume_with_ema_exactly(tmp_path):
+    from test_distributed import _torchrun
+
+    # Each process's BatchNorm statistics, and so each process's average of them, differ inside an epoch: the
+    # periodic checkpoint of step 6 (inside epoch 2) holds both processes' own, the epoch's end averages them.
+    kwargs = {"bn": True, "dropout": 0.3, "n_train": 32, "n_val": 13}
+    train_args = {"epochs": 3, "checkpoint_every_iters": 3, "ema": {"decay": 0.8}}
+    straight = tiny_config(str(tmp_path / "straight"), train=train_args)
+    split = tiny_config(str(tmp_path / "split"), train=train_args)
+    metrics = _torchrun(tmp_path, "straight", straight, kwargs)
+    died = _torchrun(tmp_path, "split", split, {**kwargs, "crash_at": 7}, expect_ok=False)
+    assert "simulated crash" in died["stderr"]
+    state = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert state["step"] == 6 and len(state["partial"]) == 2
+    assert not torch.equal(
+        state["partial"][0]["ema_buffers"]["norm.running_mean"], state["partial"][1]["ema_buffers"]["norm.running_mean"]
+    )
+    _torchrun(tmp_path, "split", split, {**kwargs, "resume": True})
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    _assert_same_tensors(a["model"], b["model"])
+    _assert_same_tensors(a["trained_model"], b["trained_model"])
+    # Validation under torchrun (of the average) equals evaluating the checkpoint in one process.
+    single = evaluate(straight, tmp_path / "straight" / "last.pt", TinyTask(straight, **kwargs))
+    assert metrics["val_loss"] == pytest.approx(single["val_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_the_imagenet_recipe_with_ema(tmp_path):
+    """configs/imagenet_resnet50_glore.yaml with the average its comment shows, at its own precision (bfloat16) and
+    memory format (channels-last); only paths and sizes changed besides."""
+    from recipe_layouts import write_imagefolder
+
+    root = write_imagefolder(tmp_path / "imagenet", ["n01", "n02"], {"train": 1, "val": 1})
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "imagenet_resnet50_glore.yaml"
+    sizes = ["data.image_size=64", "data.batch_size=2", "data.num_workers=0", "train.epochs=5"]  # its 5 warm-up epochs
+    paths = [f"data.root={root}", f"output.dir={tmp_path / 'run'}", "train.progress=off", "output.plots=false"]
+    config = load_config(recipe, [*sizes, *paths, "train.ema.decay=0.9998", "output.tensorboard=false"])
+    assert config.train.amp == "bfloat16" and config.train.channels_last
+    metrics = train(config)
+    assert metrics["val_count"] == 2 and "val_top1" in metrics
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["ema"] == {"updates": 5}  # 2 images, batch 2, 5 epochs
+    changed = [k for k, v in state["model"].items() if not torch.equal(v, state["trained_model"][k])]
+    assert "conv1.weight" in changed  # the average lags the trained weights
+    assert state["model"]["conv1.weight"].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.slow
+def test_faults_with_ema(tmp_path):
+    """glore train with an average, stopped by SIGTERM inside a step and killed inside the writes of last.pt and
+    best.pt and inside a step, then continued: the same checkpoints (the average, the trained network and the
+    update count) and tables as an uninterrupted run."""
+    import yaml
+    from test_faults import RECIPE, assert_same_run, glore_train, run_chain
+
+    recipe = tmp_path / "ema.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "train": {**RECIPE["train"], "ema": {"decay": 0.8, "warmup": True}}}))
+    reference = tmp_path / "reference"
+    assert glore_train(recipe, reference).returncode == 0
+    assert load_checkpoint(reference / "last.pt")["ema"] == {"updates": 12}
+    faults = ["term:step:2", "kill:last.pt:2:half", "kill:best.pt:1:after", "kill:step:3"]
+    run_chain(recipe, tmp_path / "run", faults)
+    assert_same_run(reference, tmp_path / "run")

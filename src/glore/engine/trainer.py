@@ -3,7 +3,9 @@
 A ``Task`` (``glore.engine.task``) supplies what differs between problems: datasets, network, ``train_step``,
 ``eval_step`` and metrics. The ``Trainer`` does the rest: samplers and loaders, the optimiser and its
 per-iteration schedule, mixed precision, channels-last, ``torch.compile``, DistributedDataParallel, checkpoints that
-resume exactly (also in the middle of an epoch), a stop on a non-finite loss or gradient, progress, logs and curves.
+resume exactly (also in the middle of an epoch), an average of the weights (``train.ema``, validated and saved as the
+run's network), a stop on a non-finite loss or gradient, progress, logs and curves. What a run is built from is in
+``glore.engine.setup``, how it continues from a checkpoint in ``glore.engine.resume``.
 
 A run's budget is ``train.epochs`` or ``train.iterations``. With epochs, the run validates every ``train.eval_every``
 epochs and checkpoints after every epoch; with iterations, it validates and checkpoints every
