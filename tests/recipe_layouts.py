@@ -47,11 +47,29 @@ def write_image(path: Path, size: tuple[int, int] = (40, 30), colour: tuple[int,
     return path
 
 
-def _noise_image(path: Path, size: tuple[int, int], seed: int) -> Path:
-    """A random RGB image of ``size`` (width, height), so that the networks see something other than a constant."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _scene(seed: int, size: tuple[int, int], frames: int = 1) -> np.ndarray:
+    """``frames`` frames (frames, height, width, 3) uint8 of a smooth scene, different for every seed: a colour ramp
+    with a square of another colour moving one pixel a frame, and a little noise (photographs and videos are smooth;
+    white noise would make the first convolutions' gradients far larger than real data does)."""
     rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    h, w = size
+    ramp = np.linspace(0.0, 1.0, w)[None, :, None]  # (1, W, 1)
+    left, right, colour = rng.integers(0, 256, (3, 3))
+    side = max(min(h, w) // 3, 1)
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    out = np.empty((frames, h, w, 3), dtype=np.uint8)
+    for t in range(frames):
+        image = left * (1 - ramp) + right * ramp + rng.normal(0.0, 4.0, (h, w, 3))
+        left_edge = (x + t) % (w - side + 1)
+        image[y : y + side, left_edge : left_edge + side] = colour
+        out[t] = image.clip(0, 255).astype(np.uint8)
+    return out
+
+
+def _scene_image(path: Path, size: tuple[int, int], seed: int) -> Path:
+    """A smooth RGB image (``_scene``) of ``size`` (width, height)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_scene(seed, (size[1], size[0]))[0]).save(path)
     return path
 
 
@@ -115,7 +133,7 @@ def write_imagefolder(
     for split, count in counts.items():
         for k, name in enumerate(classes):
             for i in range(count):
-                _noise_image(root / split / name / f"{name}_{i:08d}.JPEG", size, seed=1000 * k + i)
+                _scene_image(root / split / name / f"{name}_{i:08d}.JPEG", size, seed=1000 * k + i)
     return root
 
 
@@ -129,7 +147,7 @@ def cub_table(classes: int, per_class: tuple[int, int], size: tuple[int, int]) -
     return images
 
 
-def write_cub(root: Path, classes: Sequence[str], images: dict[int, tuple], *, noise: bool = False) -> Path:
+def write_cub(root: Path, classes: Sequence[str], images: dict[int, tuple], *, scene: bool = False) -> Path:
     """CUB-200-2011 as distributed: ``images.txt``, ``image_class_labels.txt``, ``train_test_split.txt``,
     ``classes.txt``, ``bounding_boxes.txt`` and ``images/<class>/<name>_<id>.jpg``.
 
@@ -137,7 +155,7 @@ def write_cub(root: Path, classes: Sequence[str], images: dict[int, tuple], *, n
         root: the ``CUB_200_2011`` folder.
         classes: folder names such as ``001.Black_footed_Albatross``; class id k names ``classes[k - 1]``.
         images: image id -> (class id, is_train, (width, height), box (x, y, w, h)).
-        noise: random pixels instead of one colour per image.
+        scene: a smooth scene of its own per image instead of one colour per image.
     """
     lines: dict[str, list[str]] = {
         "images.txt": [],
@@ -148,8 +166,8 @@ def write_cub(root: Path, classes: Sequence[str], images: dict[int, tuple], *, n
     for image_id, (class_id, is_train, size, box) in images.items():
         folder = classes[class_id - 1]
         rel = f"{folder}/{folder.split('.', 1)[-1]}_{image_id:04d}.jpg"
-        if noise:
-            _noise_image(root / "images" / rel, size, seed=image_id)
+        if scene:
+            _scene_image(root / "images" / rel, size, seed=image_id)
         else:
             write_image(root / "images" / rel, size=size, colour=(10 * image_id % 256, 100, 150))
         lines["images.txt"].append(f"{image_id} {rel}")
@@ -261,7 +279,7 @@ def write_segfolder(root: Path, classes: Sequence[str], counts: dict[str, int], 
     h, w = size
     for split, count in counts.items():
         for i in range(count):
-            _noise_image(root / "images" / split / f"{split}{i}.jpg", (w, h), seed=i)
+            _scene_image(root / "images" / split / f"{split}{i}.jpg", (w, h), seed=i)
             mask = (np.arange(h * w) % len(classes)).reshape(h, w).astype(np.uint8)
             mask[0, :] = 255  # ignored pixels
             (root / "masks" / split).mkdir(parents=True, exist_ok=True)
@@ -274,11 +292,10 @@ def write_segfolder(root: Path, classes: Sequence[str], counts: dict[str, int], 
 
 
 def _clip_writer(size: tuple[int, int], frames: int) -> Callable[[Path, int], Path]:
-    """A writer of small random videos, each seeded by a number (different videos, same length and size)."""
+    """A writer of small videos of smooth scenes (``_scene``), each seeded by a number."""
 
     def write(path: Path, seed: int) -> Path:
-        rng = np.random.default_rng(seed)
-        pixels = rng.integers(0, 256, (frames, *size, 3), dtype=np.uint8)
+        pixels = _scene(seed, size, frames)
         return write_video(path, frames=frames, fps=8, size=size, frame=lambda i: pixels[i], gop=4)
 
     return write
@@ -298,9 +315,9 @@ def write_kinetics(
     - ``folder``: ``root/<split>/<class>/<youtube_id>_<start>_<end>.mp4``, a folder for every class (most empty);
     - ``csv``: the official ``root/<split>.csv`` (``label,youtube_id,time_start,time_end,split``) naming one video of
       every class, of which only the listed ones were downloaded into ``root/<split>/``;
-    - ``list``: the official GloRe lists ``root/<split>.txt`` (``id<TAB>label<TAB>path``) beside
-      ``mapping_table.txt`` (``label<TAB>class``), one video of every class listed, the videos under
-      ``root/<split>/``.
+    - ``list``: the official GloRe tree: ``root/raw/list_cvt/kinetics_<split>_avi.txt`` (``id<TAB>label<TAB>path``,
+      one video of every class listed) and ``mapping_table.txt`` (``label<TAB>class``) with the listed videos that
+      were downloaded in ``root/raw/data/<split>_avi-288p/<class>/*.avi``.
     """
     write = _clip_writer(size, frames)
     seed = 0
@@ -314,24 +331,26 @@ def write_kinetics(
             for j in range(max(count, 1)):
                 youtube_id = f"{split[:2]}{k:03d}v{j}"
                 start, end = 10 * j, 10 * j + 10
-                file = f"{youtube_id}_{start:06d}_{end:06d}.mp4"
+                file = f"{youtube_id}_{start:06d}_{end:06d}"
                 rows.append([name, youtube_id, start, end, split])
-                listed.append(f"{len(listed)}\t{k}\t{split}/{file}")
+                listed.append(f"{len(listed)}\t{k}\t{name.replace(' ', '_')}/{file}.avi")
                 if j < count:
                     seed += 1
-                    folder = root / split / name if layout == "folder" else root / split
-                    write(folder / file, seed)
+                    if layout == "list":
+                        write(root / "raw" / "data" / f"{split}_avi-288p" / listed[-1].split("\t")[2], seed)
+                    else:
+                        write((root / split / name if layout == "folder" else root / split) / f"{file}.mp4", seed)
         if layout == "csv":
             with open(root / f"{split}.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
                 writer.writerows(rows)
         elif layout == "list":
-            downloaded = {p.relative_to(root).as_posix() for p in (root / split).glob("*.mp4")}
-            _write_lines(root / f"{split}.txt", [line for line in listed if line.split("\t")[2] in downloaded])
+            _write_lines(root / "raw" / "list_cvt" / f"kinetics_{split}_avi.txt", listed)
     if layout == "list":
-        _write_lines(root / "mapping_table.txt", [f"{k}\t{name}" for k, name in enumerate(classes)])
-    elif layout != "folder" and layout != "csv":
+        table = [f"{k}\t{name.replace(' ', '_')}" for k, name in enumerate(classes)]
+        _write_lines(root / "raw" / "list_cvt" / "mapping_table.txt", table)
+    elif layout not in ("folder", "csv"):
         raise ValueError(f"layout: expected 'folder', 'csv' or 'list', got {layout!r}")
     return root
 
@@ -403,33 +422,32 @@ def _kinetics(root: Path, data: dict[str, Any], *, variant: int = 0, **_: Any) -
     layout = ("folder", "csv", "list")[variant % 3]
     classes = _class_list(_KINETICS, 400)
     labels = [0, len(classes) - 1]  # the first and the last class: every layout then knows all 400
-    return write_kinetics(
-        root / "kinetics400", classes, {data["train_split"]: labels, data["val_split"]: labels}, layout=layout
-    )
+    splits = {data["train_split"]: labels, data["val_split"]: labels[1:]}
+    return write_kinetics(root / "kinetics400", classes, splits, layout=layout)
 
 
 def _videofolder(root: Path, data: dict[str, Any], **_: Any) -> Path:
-    return write_kinetics(root / "videos", _KINETICS[:2], {data["train_split"]: [0, 1], data["val_split"]: [0, 1]})
+    return write_kinetics(root / "videos", _KINETICS[:2], {data["train_split"]: [0, 1], data["val_split"]: [1]})
 
 
 def _ucf101(root: Path, data: dict[str, Any], **_: Any) -> Path:
-    return write_ucf101(root / "UCF101", _class_list(_UCF, 101), {"train": [0, 1], "test": [0, 1]})
+    return write_ucf101(root / "UCF101", _class_list(_UCF, 101), {"train": [0, 1], "test": [1]})
 
 
 def _hmdb51(root: Path, data: dict[str, Any], **_: Any) -> Path:
-    return write_hmdb51(root / "HMDB51", _class_list(_HMDB, 51), {"train": [0, 1], "test": [0, 1]})
+    return write_hmdb51(root / "HMDB51", _class_list(_HMDB, 51), {"train": [0, 1], "test": [1]})
 
 
 def _imagefolder(root: Path, data: dict[str, Any], **_: Any) -> Path:
-    counts = {data["train_split"]: 2, data["val_split"]: 1}
+    counts = {data["train_split"]: 1, data["val_split"]: 1}
     return write_imagefolder(root / "imagenet", ["n01440764", "n01443537"], counts, size=(48, 40))
 
 
 def _cub200(root: Path, data: dict[str, Any], **_: Any) -> Path:
     classes = [f"{k:03d}.{name}" for k, name in enumerate(["Black_footed_Albatross", "Laysan_Albatross"], 1)]
     classes += [f"{k:03d}.Bird_{k}" for k in range(3, 201)]
-    images = cub_table(2, (2, 1), (48, 40))  # images of the first two of the 200 classes
-    return write_cub(root / "CUB_200_2011", classes, images, noise=True)
+    images = cub_table(2, (1, 1), (48, 40))  # images of the first two of the 200 classes
+    return write_cub(root / "CUB_200_2011", classes, images, scene=True)
 
 
 def _cifar10(root: Path, data: dict[str, Any], **_: Any) -> Path:
@@ -437,11 +455,11 @@ def _cifar10(root: Path, data: dict[str, Any], **_: Any) -> Path:
 
 
 def _cifar100(root: Path, data: dict[str, Any], **_: Any) -> Path:
-    return write_cifar100(root / "cifar-100-python", train=4, test=2)
+    return write_cifar100(root / "cifar-100-python", train=2, test=2)
 
 
 def _cityscapes(root: Path, data: dict[str, Any], *, size: tuple[int, int] = (32, 64), **_: Any) -> Path:
-    samples = {data["train_split"]: [("zurich", 1), ("zurich", 2)], data["val_split"]: [("aachen", 3), ("bonn", 4)]}
+    samples = {data["train_split"]: [("zurich", 1), ("zurich", 2)], data["val_split"]: [("aachen", 3)]}
     return write_cityscapes(root / "cityscapes", samples, size)
 
 
