@@ -323,6 +323,104 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
+    def fit(self) -> dict[str, Any]:
+        """Train to the budget (from the resumed step) and return the metrics of the last checkpoint.
+
+        Rank 0 holds the run folder's lock throughout, and removes temporary files a killed run left there.
+
+        Raises:
+            NonFiniteLossError: the loss, the gradients or the validation loss became non-finite; the last good
+                checkpoint is kept.
+            TrainingStopped: SIGTERM or SIGUSR1 arrived; a whole checkpoint of the step reached was written.
+            glore._io.RunFolderLockedError: another process trains in ``output.dir``.
+            glore._io.WriteError: a file could not be written (no space, the file-size limit, permission).
+        """
+        check_config(self.config)  # again: a config may be edited after it loaded
+        info = self._init_runtime()
+        with contextlib.ExitStack() as stack:
+            if info.is_main:
+                stack.enter_context(lock_run_folder(self.run_dir))
+                removed = remove_stale_temporaries(self.run_dir)
+            stack.enter_context(self._signal_handlers())
+            self._setup()
+            if info.is_main and removed:
+                self.logger.info(
+                    f"removed {len(removed)} temporary file(s) a stopped run left in {str(self.run_dir)!r}: "
+                    + ", ".join(p.name for p in removed)
+                )
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
+        """The loop: train to the next checkpoint point (an epoch's end or a validation point), let the task refine
+        the network, average the BatchNorm statistics over processes, validate, then record the row and save it as
+        one transaction; stop there when a process received a stop signal."""
+        spe, total = self.steps_per_epoch, self.total_steps
+        self.last_full_metrics: dict[str, Any] = {
+            k: v for k, v in self.last_metrics.items() if k not in ("epoch", "step", "best_metric")
+        }
+        try:
+            if self.start_step >= total:
+                self.logger.info(f"nothing to do: the checkpoint has already trained {self.start_step} iterations")
+                return dict(self.last_metrics)
+            if self.start_step:
+                self.logger.info(f"resuming after iteration {self.start_step} from {self.last_good}")
+            step = self.start_step
+            while step < total:
+                epoch_end = (step // spe + 1) * spe
+                stop = min(epoch_end, total)
+                for candidate in range(step + 1, stop + 1):  # the next evaluation point within this epoch
+                    if self._is_checkpoint_point(candidate):
+                        stop = candidate
+                        break
+                metrics, step = self._train_until(step, stop)
+                if not self._is_checkpoint_point(step):
+                    continue
+                # A task may refine the network before it is checkpointed and validated (precise BatchNorm).
+                epoch_batches = functools.partial(self._batches, step // spe, 0)
+                self.task.before_checkpoint(
+                    unwrap_model(self.model), epoch_batches, self._device_batch, step=self._extra_step
+                )
+                # Validation shards and the checkpoint must all see the same BatchNorm statistics.
+                sync_buffers(self.model)
+                if self.ema is not None:
+                    sync_buffers(self.ema.module)
+                if self._is_eval_point(step):
+                    metrics.update(self._validate_networks())
+                    val_loss = metrics.get("val_loss")
+                    if val_loss is not None and not math.isfinite(val_loss):
+                        raise NonFiniteLossError(
+                            step=step,
+                            epoch=math.ceil(step / spe),
+                            lr=self.optimizer.param_groups[0]["lr"],
+                            loss=val_loss,
+                            checkpoint=self.last_good,
+                            what="validation loss",
+                        )
+                # One transaction: last.pt records this row of metrics.csv and the best step, so whatever of
+                # best.pt, the table and the curves a kill leaves unwritten, --resume writes from it.
+                improved = self._update_best(metrics, step)
+                epoch_value = self._epoch_value(step)
+                row = {"epoch": epoch_value, "step": step, **metrics, "best_metric": self.best_metric}
+                self.history.append(row)
+                self._save(step, metrics, improved=improved)
+                self.last_full_metrics = dict(metrics)
+                metrics["best_metric"] = self.best_metric
+                self.logger.log_epoch(epoch_value, step, {"step": step, **metrics})
+                self.logger.info(self._summary(step, metrics))
+                self.last_metrics = {"epoch": epoch_value, "step": step, **metrics}
+                if step < total and self._agree_stop():
+                    raise self._stopped(step)
+        finally:
+            self.logger.close()
+        return dict(self.last_metrics)
+
+    def _agree_stop(self) -> bool:
+        """Whether any process received a stop signal (a collective: every process calls it at the same point)."""
+        if not self._stop_agreed:
+            flag = torch.tensor([float(self._stop_signum is not None)], device=self.device)
+            self._stop_agreed = float(all_reduce_sum(flag)[0]) > 0
+        return self._stop_agreed
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -712,101 +810,6 @@ class Trainer:
         where = f"after iteration {step}/{self.total_steps}"
         self.logger.info(f"{name} received: stopped {where}; checkpoint written: {self.last_good}")
         return TrainingStopped(signum=signum, step=step, total=self.total_steps, checkpoint=self.run_dir / "last.pt")
-
-    def fit(self) -> dict[str, Any]:
-        """Train to the budget (from the resumed step) and return the metrics of the last checkpoint.
-
-        Rank 0 holds the run folder's lock throughout, and removes temporary files a killed run left there.
-
-        Raises:
-            NonFiniteLossError: the loss, the gradients or the validation loss became non-finite; the last good
-                checkpoint is kept.
-            TrainingStopped: SIGTERM or SIGUSR1 arrived; a whole checkpoint of the step reached was written.
-            glore._io.RunFolderLockedError: another process trains in ``output.dir``.
-            glore._io.WriteError: a file could not be written (no space, the file-size limit, permission).
-        """
-        check_config(self.config)  # again: a config may be edited after it loaded
-        info = self._init_runtime()
-        with contextlib.ExitStack() as stack:
-            if info.is_main:
-                stack.enter_context(lock_run_folder(self.run_dir))
-                removed = remove_stale_temporaries(self.run_dir)
-            stack.enter_context(self._signal_handlers())
-            self._setup()
-            if info.is_main and removed:
-                self.logger.info(
-                    f"removed {len(removed)} temporary file(s) a stopped run left in {str(self.run_dir)!r}: "
-                    + ", ".join(p.name for p in removed)
-                )
-            return self._fit()
-
-    def _fit(self) -> dict[str, Any]:
-        spe, total = self.steps_per_epoch, self.total_steps
-        self.last_full_metrics: dict[str, Any] = {
-            k: v for k, v in self.last_metrics.items() if k not in ("epoch", "step", "best_metric")
-        }
-        try:
-            if self.start_step >= total:
-                self.logger.info(f"nothing to do: the checkpoint has already trained {self.start_step} iterations")
-                return dict(self.last_metrics)
-            if self.start_step:
-                self.logger.info(f"resuming after iteration {self.start_step} from {self.last_good}")
-            step = self.start_step
-            while step < total:
-                epoch_end = (step // spe + 1) * spe
-                stop = min(epoch_end, total)
-                for candidate in range(step + 1, stop + 1):  # the next evaluation point within this epoch
-                    if self._is_checkpoint_point(candidate):
-                        stop = candidate
-                        break
-                metrics, step = self._train_until(step, stop)
-                if not self._is_checkpoint_point(step):
-                    continue
-                # A task may refine the network before it is checkpointed and validated (precise BatchNorm).
-                epoch_batches = functools.partial(self._batches, step // spe, 0)
-                self.task.before_checkpoint(
-                    unwrap_model(self.model), epoch_batches, self._device_batch, step=self._extra_step
-                )
-                # Validation shards and the checkpoint must all see the same BatchNorm statistics.
-                sync_buffers(self.model)
-                if self.ema is not None:
-                    sync_buffers(self.ema.module)
-                if self._is_eval_point(step):
-                    metrics.update(self._validate_networks())
-                    val_loss = metrics.get("val_loss")
-                    if val_loss is not None and not math.isfinite(val_loss):
-                        raise NonFiniteLossError(
-                            step=step,
-                            epoch=math.ceil(step / spe),
-                            lr=self.optimizer.param_groups[0]["lr"],
-                            loss=val_loss,
-                            checkpoint=self.last_good,
-                            what="validation loss",
-                        )
-                # One transaction: last.pt records this row of metrics.csv and the best step, so whatever of
-                # best.pt, the table and the curves a kill leaves unwritten, --resume writes from it.
-                improved = self._update_best(metrics, step)
-                epoch_value = self._epoch_value(step)
-                row = {"epoch": epoch_value, "step": step, **metrics, "best_metric": self.best_metric}
-                self.history.append(row)
-                self._save(step, metrics, improved=improved)
-                self.last_full_metrics = dict(metrics)
-                metrics["best_metric"] = self.best_metric
-                self.logger.log_epoch(epoch_value, step, {"step": step, **metrics})
-                self.logger.info(self._summary(step, metrics))
-                self.last_metrics = {"epoch": epoch_value, "step": step, **metrics}
-                if step < total and self._agree_stop():
-                    raise self._stopped(step)
-        finally:
-            self.logger.close()
-        return dict(self.last_metrics)
-
-    def _agree_stop(self) -> bool:
-        """Whether any process received a stop signal (a collective: every process calls it at the same point)."""
-        if not self._stop_agreed:
-            flag = torch.tensor([float(self._stop_signum is not None)], device=self.device)
-            self._stop_agreed = float(all_reduce_sum(flag)[0]) > 0
-        return self._stop_agreed
 
     def _summary(self, step: int, m: dict[str, Any]) -> str:
         """One line for the log after a checkpoint point, with the task's declared metrics."""
