@@ -96,7 +96,7 @@ def _assert_same_tensors(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize(("amp", "channels_last"), [("none", False), ("bfloat16", True)])
+@pytest.mark.parametrize(("amp", "channels_last"), [("none", False), ("bfloat16", True), ("float16", True)])
 def test_resume_with_ema_is_exact(tmp_path, amp, channels_last):
     ema = {"decay": 0.8, "warmup": True}
 
