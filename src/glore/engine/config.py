@@ -283,7 +283,8 @@ class TrainConfig:
         seed: seed of every random generator (python, numpy, torch, the data order).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         amp: automatic mixed precision: ``"none"``, ``"bfloat16"`` or ``"float16"`` (with a grad scaler).
-        channels_last: use the channels-last memory format for the model and its 4D inputs.
+        channels_last: use the channels-last memory format for the model and its inputs (channels_last_3d for 5-D
+            kernels and clips of video networks).
         compile: wrap the model with ``torch.compile``.
         label_smoothing: label smoothing of the cross-entropy loss.
         sync_bn: convert BatchNorm to SyncBatchNorm when training on several CUDA processes.
