@@ -147,10 +147,13 @@ def _add_product(
     if addend is None:
         # x + (n, C, K) x (n, K, L) -> (n, C, L)
         return torch.baddbmm(x_flat, left, right)
-    acc = x_flat + addend.to(dtype)  # x + b: (n, C, L) + (C, 1), a fresh tensor
-    if torch.is_grad_enabled() and (acc.requires_grad or left.requires_grad or right.requires_grad):
+    addend = addend.to(dtype)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x_flat, addend, left, right)):
         # (x + b) + (n, C, K) x (n, K, L) -> (n, C, L)
-        return torch.baddbmm(acc, left, right)
+        return torch.baddbmm(x_flat + addend, left, right)
+    # x + b into a fresh contiguous (n, C, L) tensor: a channels_last input flattens to a (n, C, L) view with
+    # channels innermost, and accumulating a product into that layout takes a slow CPU path (200x in bfloat16).
+    acc = torch.add(x_flat, addend, out=torch.empty(x_flat.shape, dtype=dtype, device=x_flat.device))
     # Accumulate into the fresh x + b: (x + b) + (n, C, K) x (n, K, L) -> (n, C, L)
     return torch.baddbmm(acc, left, right, out=acc)
 
