@@ -60,6 +60,7 @@ MINIMUMS: dict[str, int] = {
     "data.batch_size": 1,
     "data.val_batch_size": 1,
     "data.num_workers": 0,
+    "optim.lr_base_batch_size": 1,
     "schedule.warmup_iters": 0,
     "train.epochs": 1,
     "train.iterations": 1,
@@ -196,6 +197,9 @@ class OptimConfig:
     Attributes:
         name: ``"sgd"`` or ``"adamw"``.
         lr: base learning rate (the peak, reached at the end of warm-up).
+        lr_base_batch_size: the global batch ``lr`` was set for; when set, the learning rate follows the batch
+            linearly (Goyal et al. 2017): ``lr * data.batch_size / lr_base_batch_size``, so a run on fewer GPUs or
+            with a smaller batch keeps the recipe's step size per sample. Null: ``lr`` as given.
         momentum: SGD momentum.
         nesterov: SGD with Nesterov momentum.
         weight_decay: L2 weight decay (decoupled for AdamW).
@@ -210,6 +214,7 @@ class OptimConfig:
 
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.1
+    lr_base_batch_size: int | None = None
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
