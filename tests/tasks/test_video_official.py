@@ -378,6 +378,8 @@ def test_the_official_precise_bn_two_phases_against_a_hand_computation():
         torch.nn.Flatten(),
         torch.nn.Linear(4, 2),
     )
+    m = 0.97  # a momentum that forgets the start within the 2 statistics batches: the official running averages
+    net[1].momentum = m
     clips = [torch.randn(2, 3, 2, 4, 4) * (1 + k % 3) + k for k in range(6)]
     batches = [Batch(c, torch.tensor([0, 1]), {}, 0) for c in clips]
     batches.insert(3, collate([None]))  # an all-skipped batch: passed over
@@ -402,14 +404,14 @@ def test_the_official_precise_bn_two_phases_against_a_hand_computation():
     assert not torch.equal(net[0].weight, before["0.weight"])
 
     # Phase 2 by hand: replay phase 1's running averages with the weights each step saw, then the two forward passes
-    # (clips 3 and 4; clip 5 is left) at the final weights: x <- 0.9 x + 0.1 batch statistic.
+    # (clips 3 and 4; clip 5 is left) at the final weights: x <- (1 - m) x + m batch statistic.
     mean, var = stats0
     conv_w = before["0.weight"].clone()
     lin_w = before["4.weight"].clone()
     for clip in clips[:3]:
         out = torch.nn.functional.conv3d(clip, conv_w)  # (2, 4, 2, 4, 4)
-        mean = 0.9 * mean + 0.1 * out.mean(dim=(0, 2, 3, 4))
-        var = 0.9 * var + 0.1 * out.var(dim=(0, 2, 3, 4), unbiased=True)
+        mean = (1 - m) * mean + m * out.mean(dim=(0, 2, 3, 4))
+        var = (1 - m) * var + m * out.var(dim=(0, 2, 3, 4), unbiased=True)
         # the step's update of the two trained weights, as step() does it
         w = conv_w.clone().requires_grad_(True)
         v = lin_w.clone().requires_grad_(True)
@@ -422,11 +424,21 @@ def test_the_official_precise_bn_two_phases_against_a_hand_computation():
     torch.testing.assert_close(net[0].weight.detach(), conv_w)
     for clip in clips[3:5]:
         out = torch.nn.functional.conv3d(clip, conv_w)
-        mean = 0.9 * mean + 0.1 * out.mean(dim=(0, 2, 3, 4))
-        var = 0.9 * var + 0.1 * out.var(dim=(0, 2, 3, 4), unbiased=True)
+        mean = (1 - m) * mean + m * out.mean(dim=(0, 2, 3, 4))
+        var = (1 - m) * var + m * out.var(dim=(0, 2, 3, 4), unbiased=True)
     torch.testing.assert_close(net[1].running_mean, mean)
     torch.testing.assert_close(net[1].running_var, var)
     assert net.training  # the mode it had
+
+    # At momentum 0.1 two batches leave 81% of the old statistics: a phase that short averages its batches instead.
+    net[1].momentum = 0.1
+    assert official_precise_batchnorm(net, iter(batches[4:7]), train_steps=0, stat_steps=2, step=step) == (0, 2)
+    outs = [torch.nn.functional.conv3d(clip, conv_w) for clip in clips[3:5]]  # (2, 4, 2, 4, 4) each
+    torch.testing.assert_close(net[1].running_mean, torch.stack([o.mean(dim=(0, 2, 3, 4)) for o in outs]).mean(0))
+    torch.testing.assert_close(
+        net[1].running_var, torch.stack([o.var(dim=(0, 2, 3, 4), unbiased=True) for o in outs]).mean(0)
+    )
+    assert net[1].momentum == 0.1
 
 
 def test_the_official_precise_bn_runs_in_glore_train(tmp_path, monkeypatch):

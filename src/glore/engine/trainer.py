@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,20 @@ def _restore_meter(meter: Any, state: Any) -> None:
 
 def _fmt(value: float) -> str:
     return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+class EpochBatches:
+    """What a task's ``before_checkpoint`` gets: called, an iterator over one epoch's training batches (this
+    process's shard); ``len()`` says how many batches that is, so a task can plan on fewer than it asked for."""
+
+    def __init__(self, batches: Callable[[], Iterator[Any]], count: int) -> None:
+        self._batches, self._count = batches, count
+
+    def __call__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def __len__(self) -> int:
+        return self._count
 
 
 class Trainer:
@@ -376,7 +390,7 @@ class Trainer:
                 if not self._is_checkpoint_point(step):
                     continue
                 # A task may refine the network before it is checkpointed and validated (precise BatchNorm).
-                epoch_batches = functools.partial(self._batches, step // spe, 0)
+                epoch_batches = EpochBatches(functools.partial(self._batches, step // spe, 0), spe)
                 self.task.before_checkpoint(
                     unwrap_model(self.model), epoch_batches, self._device_batch, step=self._extra_step
                 )

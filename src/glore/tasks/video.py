@@ -195,9 +195,17 @@ class VideoTask(Task):
             return
         if step is None:
             raise ValueError("task_args.precise_bn_mode: 'official' trains during precise BN; it runs in glore train")
-        stat_steps = int(round(0.2 * count))  # the official split: the last fifth only updates the statistics
+        # The official split: the last fifth only updates the statistics. An epoch shorter than ``count`` batches
+        # (a small dataset) is split alike, so that the statistics phase always runs.
+        count = min(count, len(batches)) if hasattr(batches, "__len__") else count
+        stat_steps = max(1, int(round(0.2 * count)))
         official_precise_batchnorm(
-            model, batches(), train_steps=count - stat_steps, stat_steps=stat_steps, step=step, to_device=to_device
+            model,
+            batches(),
+            train_steps=count - stat_steps,
+            stat_steps=stat_steps,
+            step=step,
+            to_device=to_device,
         )
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, *, train: bool) -> torch.Tensor:
@@ -384,8 +392,10 @@ def official_precise_batchnorm(
     more training steps (``step(batch, params)``: the loop's step at the current learning rate) that update every
     parameter but those of ``precise_bn_frozen`` (the running statistics follow, the model being in training mode),
     then ``stat_steps`` forward passes in training mode without gradients, whose running averages (each BatchNorm's
-    momentum, 0.1 by default) become the statistics. The official code takes 400 + 100 of its batches. Batches with
-    no sample (all skipped as unreadable) are passed over and not counted.
+    momentum, 0.1 by default) become the statistics. The official code takes 400 + 100 of its batches. A second phase
+    shorter than the running averages need to forget their start ((1 - momentum)^stat_steps > 1e-3, fewer than 66
+    batches at momentum 0.1) takes the plain average of its batches instead. Batches with no sample (all skipped as
+    unreadable) are passed over and not counted.
 
     Args:
         model: the network (unwrapped); ``step`` trains the same weights (through its distributed wrapper).
@@ -400,6 +410,11 @@ def official_precise_batchnorm(
     """
     frozen = {id(p) for p in precise_bn_frozen(model)}
     trained = [p for p in model.parameters() if p.requires_grad and id(p) not in frozen]
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    momenta = [m.momentum for m in norms]
+    # A statistics phase too short for the running averages to forget where they started (a small dataset: more
+    # than 1e-3 of the old value left) averages its batches instead, what a long phase converges to.
+    short = any(m is not None and (1 - m) ** stat_steps > 1e-3 for m in momenta)
     was_training = model.training
     done = [0, 0]
     model.train()
@@ -412,10 +427,16 @@ def official_precise_batchnorm(
             if done[0] < train_steps:
                 step(batch, trained)
                 done[0] += 1
-            else:
-                with torch.no_grad():
-                    model(to_device(batch).inputs)
-                done[1] += 1
+                continue
+            if done[1] == 0 and short:
+                for norm in norms:
+                    norm.reset_running_stats()
+                    norm.momentum = None  # a cumulative average over the phase's batches
+            with torch.no_grad():
+                model(to_device(batch).inputs)
+            done[1] += 1
     finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
         model.train(was_training)
     return done[0], done[1]
