@@ -1,4 +1,4 @@
-"""The measurements behind docs/training.md's choice of hand-written meters and config checking (issue 8, item 4).
+"""The measurements behind docs/training.md's choice of hand-written meters and config checking.
 
 Compares ``glore.metrics.ClassificationMeter`` with torchmetrics' ``MulticlassAccuracy`` (top-1, top-5 and the
 macro per-class mean that ``mean_class_acc`` is) on the same batches: host reads per ``update`` (calls of

@@ -42,7 +42,7 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "video": (2, 1024, 4, 14, 14),
 }
 
-# The issue's targets: shape -> minimum speed-up of "auto" over "direct" in (eval, train).
+# The unit's speed targets: shape -> minimum speed-up of "auto" over "direct" in (eval, train).
 TARGETS: dict[str, tuple[float, float]] = {"res3": (1.5, 1.3), "seg": (1.7, 1.4), "res4": (0.95, 0.95)}
 # Minimum fraction of the plain-matmul rate the unit (order "auto") reaches, per mode.
 RATE_TARGETS: dict[str, float] = {"eval": 0.70, "train": 0.50}
@@ -267,7 +267,7 @@ def _speedup(slow: Result | None, fast: Result | None) -> float | None:
 
 
 def format_report(results: Sequence[Result]) -> str:
-    """Markdown tables: every timing, the ratios per shape, and each target of the issue with met/missed."""
+    """Markdown tables: every timing, the ratios per shape, and each speed target with met/missed."""
     lines = [
         "| shape | mode | block | time (ms) | median (ms) | GMACs | GMAC/s | vs matmul | note |",
         "|---|---|---|---:|---:|---:|---:|---:|---|",
