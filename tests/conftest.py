@@ -41,12 +41,13 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def make_tiny_recipe(**changes: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of ``TINY_RECIPE`` with the keys of the given sections replaced:
+    ``make_tiny_recipe(model={"glore": None}, train={"epochs": 2})``."""
+    return _merge(copy.deepcopy(TINY_RECIPE), changes)
+
+
 @pytest.fixture
 def tiny_recipe() -> Callable[..., dict[str, Any]]:
-    """A factory of tiny training recipes: ``tiny_recipe(model={"glore": None}, train={"epochs": 2})``
-    returns a fresh copy of ``TINY_RECIPE`` with those sections' keys replaced."""
-
-    def make(**changes: dict[str, Any]) -> dict[str, Any]:
-        return _merge(copy.deepcopy(TINY_RECIPE), changes)
-
-    return make
+    """``make_tiny_recipe`` as a fixture."""
+    return make_tiny_recipe

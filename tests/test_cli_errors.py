@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from conftest import make_tiny_recipe
 from PIL import Image
 
 from glore.cli import main
@@ -28,27 +29,7 @@ GLORE = Path(sys.executable).with_name("glore")
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 # A GloRe network that trains an epoch of the built-in relational data in about a second.
-RECIPE: dict[str, Any] = {
-    "model": {
-        "name": "resnet_small",
-        "glore": "res4:1",
-        "glore_args": {"num_nodes": 4, "num_state": 8},
-        "kwargs": {"widths": [8, 8, 16, 16], "stem_width": 8},
-    },
-    "data": {
-        "name": "relational",
-        "transform": "none",
-        "image_size": 32,
-        "batch_size": 8,
-        "num_workers": 0,
-        "kwargs": {"image_size": 32},
-        "train_kwargs": {"num_samples": 16},
-        "val_kwargs": {"num_samples": 8},
-    },
-    "optim": {"lr": 0.05},
-    "train": {"epochs": 1, "device": "cpu", "progress": "off", "log_every": 2},
-    "output": {"dir": "runs/unused", "tensorboard": False, "plots": False, "report": False},
-}
+RECIPE: dict[str, Any] = make_tiny_recipe(data={"train_kwargs": {"num_samples": 16}, "val_kwargs": {"num_samples": 8}})
 
 
 def glore(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from conftest import make_tiny_recipe
 
 from glore._io import LOCK_NAME
 from glore.engine.logger import read_csv
@@ -32,28 +33,13 @@ STEPS = 12  # 16 samples, batch 4, 3 epochs
 
 # resnet_small with widths 8 and one GloRe unit, relational data of 16 samples at 32 px: a few seconds a run. A
 # checkpoint every 3 iterations puts checkpoints inside epochs (steps 3, 6, 9) besides the epochs' ends (4, 8, 12).
-RECIPE: dict[str, Any] = {
-    "model": {
-        "name": "resnet_small",
-        "glore": "res4:1",
-        "glore_args": {"num_nodes": 4, "num_state": 8},
-        "kwargs": {"widths": [8, 8, 8, 8], "stem_width": 8},
-    },
-    "data": {
-        "name": "relational",
-        "transform": "none",
-        "image_size": 32,
-        "batch_size": 4,
-        "num_workers": 0,
-        "kwargs": {"image_size": 32},
-        "train_kwargs": {"num_samples": 16},
-        "val_kwargs": {"num_samples": 8},
-    },
-    "optim": {"lr": 0.05},
-    "schedule": {"name": "cosine", "warmup_epochs": 1},
-    "train": {"epochs": 3, "device": "cpu", "progress": "off", "log_every": 1, "checkpoint_every_iters": 3},
-    "output": {"best_metric": "loss", "tensorboard": False, "plots": False, "report": False},
-}
+RECIPE: dict[str, Any] = make_tiny_recipe(
+    model={"kwargs": {"widths": [8, 8, 8, 8], "stem_width": 8}},
+    data={"batch_size": 4, "train_kwargs": {"num_samples": 16}, "val_kwargs": {"num_samples": 8}},
+    schedule={"name": "cosine", "warmup_epochs": 1},
+    train={"epochs": 3, "log_every": 1, "checkpoint_every_iters": 3},
+    output={"best_metric": "loss"},
+)
 
 
 @pytest.fixture(scope="module")
