@@ -51,3 +51,25 @@ def make_tiny_recipe(**changes: dict[str, Any]) -> dict[str, Any]:
 def tiny_recipe() -> Callable[..., dict[str, Any]]:
     """``make_tiny_recipe`` as a fixture."""
     return make_tiny_recipe
+
+
+def failing_open(keep: Callable[[bytes], int], error: Callable[[], BaseException]) -> type:
+    """A stand-in for ``open`` whose files write the first ``keep(data)`` bytes of a write to disk, then raise
+    ``error()``: a process killed mid-write, a full disk, a file-size limit. Patch it over a module's ``open``."""
+
+    class FailingFile:
+        def __init__(self, name: str, mode: str) -> None:
+            self.f = open(name, mode)  # noqa: SIM115
+
+        def __enter__(self) -> FailingFile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            data = bytes(data)
+            self.f.write(data[: keep(data)])
+            raise error()
+
+    return FailingFile

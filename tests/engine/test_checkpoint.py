@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import failing_open
 
 from glore._io import (
     LOCK_NAME,
@@ -42,21 +43,7 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
 
-    class DyingFile:
-        """A file whose write puts half the bytes on disk, then the process "dies"."""
-
-        def __init__(self, name, mode):
-            self.f = open(name, mode)  # noqa: SIM115
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(bytes(data)[: len(data) // 2])
-            raise KeyboardInterrupt("killed mid-write")
+    DyingFile = failing_open(lambda data: len(data) // 2, lambda: KeyboardInterrupt("killed mid-write"))
 
     monkeypatch.setattr(ckpt, "open", DyingFile, raising=False)
     with pytest.raises(KeyboardInterrupt):
@@ -185,21 +172,7 @@ def test_a_failed_write_names_the_file_and_the_cause(tmp_path, monkeypatch, code
     save_checkpoint({"epoch": 1, "w": torch.ones(1000)}, path)
     before = path.read_bytes()
 
-    class FullDisk:
-        """A file system that takes some bytes, then fails as a full disk (or a file-size limit) does."""
-
-        def __init__(self, name, mode):
-            self.f = open(name, mode)  # noqa: SIM115
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(bytes(data)[:100])
-            raise OSError(code, os.strerror(code))
+    FullDisk = failing_open(lambda data: 100, lambda: OSError(code, os.strerror(code)))
 
     monkeypatch.setattr(ckpt, "open", FullDisk, raising=False)
     with pytest.raises(WriteError) as caught:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import failing_open
 
 from glore._io import LOCK_NAME
 from glore.cli import _train_hint, main
@@ -123,19 +124,7 @@ def test_a_full_disk_is_one_line_naming_the_file(recipe, tmp_path, capsys, monke
     capsys.readouterr()
     before = (run / "last.pt").read_bytes()
 
-    class FullDisk:
-        def __init__(self, name, mode):
-            self.f = open(name, mode)  # noqa: SIM115
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(bytes(data)[:4096])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    FullDisk = failing_open(lambda data: 4096, lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     monkeypatch.setattr(ckpt, "open", FullDisk, raising=False)
     assert main(["train", str(recipe), "--output", str(run), "--resume", "--set", "train.epochs=2"]) == 2
