@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("glore.tools.train", "train a network as a YAML recipe describes (torchrun for several GPUs or nodes)"),
     "eval": ("glore.tools.evaluate", "evaluate a checkpoint on a dataset split"),
     "predict": ("glore.tools.predict", "classes of images or videos, or segmentation masks, from a trained network"),
-    "demo": ("glore.tools.demo", "train a small ResNet with and without GloRe on relational data and compare"),
+    "demo": ("glore.tools.demo_cli", "train a small ResNet with and without GloRe on relational data and compare"),
     "bench": ("glore.tools.bench", "time the GloRe unit against its product orders, NonLocal and a plain matmul"),
     "profile": ("glore.tools.profile", "parameters and GFLOPs per stage, and the paper's ImageNet table beside them"),
     "visualize": (

@@ -156,3 +156,16 @@ def test_every_demo_recipe_loads_and_names_its_config():
         assert config.task == ("classification" if demo.name == "classification" else demo.name)
         assert len(demo.seeds) >= 3 and Path(find_demo_config(demo.config)).name == demo.config
     assert DEMOS["video"] is VIDEO_DEMO
+
+
+def test_imports_run_one_way_between_the_demos():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, glore.tools.demo; a = sorted(m for m in sys.modules if m.startswith('glore.tools.demo_')); "
+        "import glore.tools.demo_cli; print(a, sorted(glore.tools.demo.DEMOS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    # the classification demo's module imports no task demo; the command imports them all, and they register
+    assert out == "[] ['classification', 'segmentation', 'video']"
