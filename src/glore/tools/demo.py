@@ -176,8 +176,7 @@ def find_demo_config(name: str = "demo.yaml") -> Path:
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of one forward pass for one input of ``input_shape`` (C, H, W) or (C, T, H, W), counted by the
-    profiler (``glore.tools.profile.profile_model``), which also counts the unit's in-place ``baddbmm_`` that
-    ``FlopCounterMode`` alone leaves out."""
+    profiler (``glore.tools.profile.profile_model``, ``FlopCounterMode`` over every product of the network)."""
     from glore.tools.profile import profile_model
 
     return profile_model(model, tuple(input_shape[1:])).total_macs
