@@ -27,8 +27,8 @@ order, no seeking): ``exact`` counts frames equal to the requested frame pixel f
 whose closest sequential frame (mean absolute difference) is the requested one (a colour conversion that differs
 by a level or two still finds its frame; a seek that lands on the wrong frame does not). ``max diff`` is the largest
 pixel difference from the requested frame. Speed: the median over ``--repeats`` rounds of the wall-clock and CPU
-time of all clips, the decoders interleaved in each round, so that a loaded machine slows each alike; the ratio
-``tc / pyav`` of clips/s is read within this one run.
+time of all clips, the decoders interleaved in each round (each first in turn), so that a loaded machine slows each
+alike; the ratio ``vs pyav`` of clips/s is read within this one run.
 """
 
 from __future__ import annotations
@@ -103,8 +103,10 @@ def rounds(decoders: dict[str, Callable[[list[int]], np.ndarray]], clips: list[l
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in decoders}
     for decode in decoders.values():  # warm-up: libraries loaded, files in the page cache
         decode(clips[0])
-    for _ in range(repeats):
-        for name, decode in decoders.items():
+    names = list(decoders)
+    for round_ in range(repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # each decoder first in turn
+            decode = decoders[name]
             start, start_cpu = time.perf_counter(), time.process_time()
             for indices in clips:
                 decode(indices)
