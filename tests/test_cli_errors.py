@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import make_tiny_recipe
 from PIL import Image
+from support import make_tiny_recipe
 
 from glore.cli import main
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import failing_open
+from support import failing_open
 
 from glore._io import (
     LOCK_NAME,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import make_tiny_recipe
+from support import make_tiny_recipe
 
 from glore._io import LOCK_NAME
 from glore.engine.logger import read_csv

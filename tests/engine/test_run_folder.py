@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import failing_open
+from support import failing_open
 
 from glore._io import LOCK_NAME
 from glore.cli import _train_hint, main
