@@ -58,7 +58,7 @@ def test_string_values_stay_strings(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optim.lrr=0.1", "unknown key 'optim.lrr'; valid keys in 'optim': name, lr, momentum"),
+        ("optim.lrr=0.1", "unknown key 'optim.lrr'; valid keys in 'optim': name, lr, lr_base_batch_size, momentum"),
         (
             "optimizer.lr=0.1",
             "valid keys at the top level: task, task_args, model, data, optim, schedule, train, output",
