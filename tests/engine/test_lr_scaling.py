@@ -42,3 +42,13 @@ def test_every_group_takes_the_scaled_rate(batch, base, lr):
 def test_a_base_batch_below_one_is_named():
     with pytest.raises(ConfigError, match="optim.lr_base_batch_size"):
         _config(8, 0)
+
+
+def test_a_scaled_rate_is_said_in_the_log(tmp_path, tiny_recipe, capsys):
+    from glore.engine import train
+
+    recipe = tiny_recipe(optim={"lr": 0.08, "lr_base_batch_size": 32}, output={"dir": str(tmp_path)})
+    train(load_config(recipe))
+    printed = capsys.readouterr()
+    line = "optim.lr 0.08 is set for a batch of 32 (optim.lr_base_batch_size): 0.02 at data.batch_size 8"
+    assert line in printed.out + printed.err

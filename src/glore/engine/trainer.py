@@ -45,6 +45,7 @@ from .config import Config, check_config, config_to_dict, save_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, init_distributed, sync_buffers, unwrap_model
 from .ema import WeightEMA
 from .logger import ProgressLine, RunLogger
+from .optim import effective_lr
 from .resume import (
     RESUME_FREE_KEYS,
     RESUME_LONGER_KEYS,
@@ -228,6 +229,12 @@ class Trainer:
         self._resume_partial: dict[str, Any] | None = None
         self._last_is_bad = False  # last.pt could not be read: the next checkpoint must not keep it as previous.pt
         self._notes: list[str] = []
+        o = self.config.optim
+        if o.lr_base_batch_size is not None and o.lr_base_batch_size != self.config.data.batch_size:
+            self._notes.append(
+                f"optim.lr {o.lr:g} is set for a batch of {o.lr_base_batch_size} (optim.lr_base_batch_size): "
+                f"{effective_lr(self.config):g} at data.batch_size {self.config.data.batch_size}"
+            )
         if self.resume:
             self._load_resume_state()
         self._open_logger()
